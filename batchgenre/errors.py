@@ -1,0 +1,8 @@
+"""The one exception type whose message is meant for the person at the command line."""
+
+
+class BatchgenreError(Exception):
+    """A user's mistake or an unusable input, said in one line that names the file or key.
+
+    The command line prints the message alone, without a traceback, and exits non-zero.
+    """

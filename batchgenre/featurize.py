@@ -1,0 +1,268 @@
+"""Discover audio files, plan them into blocks, run the blocks on a Dask cluster, report progress and failures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from batchgenre import __version__
+from batchgenre.errors import BatchgenreError
+from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 22050
+MAX_ROWS_PER_CHUNK = 256
+MIN_ROWS_PER_CHUNK = 4
+BLOCKS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Which audio a row is computed from: ``duration`` s (None: to the end) from ``offset`` s, at ``sr`` Hz."""
+
+    sr: int = SAMPLE_RATE
+    offset: float = 0.0
+    duration: float | None = 30.0
+
+
+@dataclass
+class Summary:
+    """What a featurize run leaves in the store."""
+
+    store: str
+    done: int
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    processed: int = 0
+    vanished: list[str] = field(default_factory=list)
+    lost_blocks: list[tuple[int, str]] = field(default_factory=list)
+
+
+def discover(root: Path) -> list[str]:
+    """Audio files under ``root`` as sorted POSIX paths relative to it.
+
+    Hidden files and folders are skipped; symlinked folders are followed once, so loops end.
+    """
+    from batchgenre.audio import AUDIO_EXTENSIONS
+
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(folder).relative_to(root)
+        found += [
+            (rel / name).as_posix()
+            for name in files
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+        ]
+    return sorted(found)
+
+
+def genre_of(relpath: str) -> str | None:
+    """The genre folder of a file in GTZAN's layout (root/genre/file), None for any other depth."""
+    parts = relpath.split("/")
+    return parts[0] if len(parts) == 2 else None
+
+
+def select(root: Path, relpaths: list[str], genres: list[str] | None) -> tuple[list[str], list[str | None]]:
+    """Keep the files to featurize and give each its genre, or None when the corpus is unlabelled.
+
+    A corpus is labelled when every file sits in a genre folder directly under ``root``.
+    """
+    folder_genres = [genre_of(p) for p in relpaths]
+    labelled = all(g is not None for g in folder_genres)
+    if genres is None:
+        return relpaths, folder_genres if labelled else [None] * len(relpaths)
+    if not labelled:
+        raise BatchgenreError(f"{root}: --genres needs one folder per genre directly under it (like gtzan/rock/x.wav)")
+    available = sorted(set(folder_genres))
+    unknown = [g for g in genres if g not in available]
+    if unknown:
+        raise BatchgenreError(f"unknown genre {unknown[0]!r}: the genre folders under {root} are {', '.join(available)}")
+    keep = [i for i, g in enumerate(folder_genres) if g in genres]
+    return [relpaths[i] for i in keep], [folder_genres[i] for i in keep]
+
+
+def store_attrs(*, feature_set_name: str, clip: Clip, root: Path) -> dict:
+    """Group attributes that make a store usable without the command line that made it."""
+    import librosa
+
+    from batchgenre.features import get_feature_set
+
+    fs = get_feature_set(feature_set_name)
+    return {
+        "feature_set": fs.name,
+        "feature_description": fs.description,
+        "feature_params": fs.params,
+        "feature_names": fs.names,
+        "sample_rate": clip.sr,
+        "offset": clip.offset,
+        "duration": clip.duration,
+        "root": str(root),
+        "genres": [],
+        "versions": {"batchgenre": __version__, "librosa": librosa.__version__, "numpy": np.__version__},
+    }
+
+
+def rows_per_chunk(n_files: int, n_workers: int) -> int:
+    """Enough blocks to keep every worker busy and the bar moving, few enough that scheduling is noise."""
+    wanted = -(-n_files // (BLOCKS_PER_WORKER * max(n_workers, 1)))
+    return int(np.clip(wanted, MIN_ROWS_PER_CHUNK, MAX_ROWS_PER_CHUNK))
+
+
+def featurize(
+    root: Path,
+    *,
+    out: str,
+    feature_set: str = "tutorial",
+    genres: list[str] | None = None,
+    clip: Clip = Clip(),
+    workers: int = 2,
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+) -> Summary:
+    """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there."""
+    from batchgenre.cluster import connect
+
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise BatchgenreError(f"{root}: no such folder")
+    relpaths, file_genres = select(root, discover(root), genres)
+    if not relpaths:
+        raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
+    attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root)
+    store = FeatureStore.open(out, mode="r+") if FeatureStore.exists(out) else None
+    if store is not None:
+        store.check_compatible(attrs)
+        if store.attrs.get("root") != str(root):
+            raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
+
+    with connect(workers=workers, scheduler=scheduler) as client:
+        if store is None:
+            n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            store = FeatureStore.create(
+                out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=rows_per_chunk(len(relpaths), n_workers)
+            )
+        vanished = _plan(store, relpaths, file_genres, root)
+        todo = _blocks_to_run(store, retry_failed)
+        processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed)
+
+    status = store.column("status")
+    paths, errors = store.column("path"), store.column("error")
+    failed = [(str(paths[i]), str(errors[i])) for i in np.flatnonzero(status == FAILED)]
+    return Summary(store=out, done=int((status == DONE).sum()), failed=failed, processed=processed, vanished=vanished, lost_blocks=lost)
+
+
+def _plan(store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path) -> list[str]:
+    """Append rows for files the store lacks; return the store's files that no longer exist under ``root``."""
+    known = set(store.column("path").tolist())
+    new = [(p, g) for p, g in zip(relpaths, file_genres) if p not in known]
+    if new:
+        store.add_genres(sorted({g for _, g in new if g is not None}))
+        index = {g: i for i, g in enumerate(store.genres)}
+        store.append_rows([p for p, _ in new], [index[g] if g is not None else -1 for _, g in new])
+        if known:
+            log.info("%d new files since the store was last written", len(new))
+    present = set(relpaths)
+    vanished = sorted(p for p in known if p not in present and not (root / p).exists())
+    if vanished:
+        log.warning("%d files in the store no longer exist under %s; their rows are kept", len(vanished), root)
+    return vanished
+
+
+def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
+    """Blocks with rows left to compute, and how many rows each will compute."""
+    status = store.column("status")
+    redo = rows_to_compute(status, retry_failed=retry_failed)
+    counts = np.bincount(np.flatnonzero(redo) // store.rows_per_chunk, minlength=store.n_blocks)
+    return {int(k): int(n) for k, n in enumerate(counts) if n}
+
+
+def _run_blocks(
+    client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool
+) -> tuple[int, list[tuple[int, str]]]:
+    """Submit one task per block and follow them to the end; a block that cannot run is reported, not fatal."""
+    from distributed import as_completed
+
+    from batchgenre.progress import Progress
+
+    attrs = store.attrs
+    clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
+    total = sum(todo.values())
+    if not todo:
+        log.info("nothing to do: every file in %s is already featurized", store.url)
+        return 0, []
+    log.info("featurizing %d files in %d blocks of up to %d", total, len(todo), store.rows_per_chunk)
+    futures = {
+        client.submit(
+            featurize_block, store.url, block, str(root), attrs["feature_set"], clip, retry_failed=retry_failed, pure=False
+        ): block
+        for block in todo
+    }
+    processed, lost = 0, []
+    with Progress(total) as progress:
+        for future in as_completed(futures):
+            block = futures[future]
+            try:
+                processed += future.result()
+            except Exception as error:  # a lost worker or an unwritable store: keep the other blocks
+                lost.append((block, f"{type(error).__name__}: {error}"))
+                log.error("block %d could not be written: %s", block, error)
+            progress.update(todo[block])
+    return processed, lost
+
+
+def featurize_block(store_url: str, block: int, root: str, feature_set: str, clip: Clip, *, retry_failed: bool) -> int:
+    """Compute the rows of one block that are not done and write the block's chunks; runs on a worker.
+
+    Returns the number of rows computed. Errors of single files become FAILED rows.
+    """
+    from batchgenre.cluster import tune_worker
+    from batchgenre.features import get_feature_set
+
+    tune_worker()
+    fs = get_feature_set(feature_set)
+    store = FeatureStore.open(store_url, mode="r+")
+    start, stop = store.block_bounds(block)
+    rows = BlockRows(
+        features=store.column("features", start, stop),
+        status=store.column("status", start, stop),
+        error=store.column("error", start, stop).astype(object),
+    )
+    paths = store.column("path", start, stop)
+    todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed))
+    for i in todo:
+        started = time.perf_counter()
+        try:
+            rows.features[i] = extract_file(Path(root) / str(paths[i]), fs, clip)
+            rows.status[i], rows.error[i] = DONE, ""
+        except Exception as error:  # one bad file never stops the block
+            rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, describe(error)
+        log.debug("%s: %.3f s", paths[i], time.perf_counter() - started)
+    store.write_block(block, rows)
+    return len(todo)
+
+
+def extract_file(path: Path, fs, clip: Clip) -> np.ndarray:
+    """One file's feature vector [shape=(fs.size,), dtype=float32], from one decode."""
+    from batchgenre.audio import load
+
+    y = load(path, sr=clip.sr, offset=clip.offset, duration=clip.duration)
+    return fs.extract(y, sr=clip.sr)
+
+
+def describe(error: Exception) -> str:
+    """A failed row's reason: our own errors speak for themselves, anything else names its type."""
+    if isinstance(error, BatchgenreError):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"

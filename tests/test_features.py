@@ -1,0 +1,83 @@
+"""The tutorial feature set against librosa's reference computation, and its names and refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from batchgenre.features import FeatureError, get_feature_set
+from batchgenre.errors import BatchgenreError
+from batchgenre.reference import tutorial_feature
+from tests import synth
+
+TUTORIAL = get_feature_set("tutorial")
+
+
+def assert_within_spread(ours: np.ndarray, reference: np.ndarray, *, tolerance: float = 1e-4) -> None:
+    """Every value within ``tolerance`` of that value's spread (max - min) over the corpus."""
+    spread = reference.max(axis=0) - reference.min(axis=0)
+    worst = np.abs(ours - reference) / np.maximum(spread, np.finfo(np.float32).tiny)
+    i = np.unravel_index(np.argmax(worst), worst.shape)
+    assert worst.max() <= tolerance, f"{TUTORIAL.names[i[1]]} of file {i[0]}: off by {worst.max():.2e} of its spread"
+
+
+def generated_corpus(folder):
+    """Tones, chords, noise and mixtures in several formats, rates and channel counts."""
+    rng = np.random.default_rng(7)
+    files = []
+    for i, (freq, fmt, sr, channels) in enumerate(
+        [(220, "wav", 22050, 1), (440, "flac", 44100, 2), (330, "mp3", 44100, 2), (880, "ogg", 22050, 1),
+         (261.6, "wav", 16000, 1), (150, "wav", 48000, 2)]
+    ):
+        y = synth.tone(freq=freq, seconds=6, sr=sr, amplitude=0.3, channels=channels)
+        y = y + synth.tone(freq=freq * 1.5, seconds=6, sr=sr, amplitude=0.2, channels=channels)
+        y = y + synth.noise(seconds=6, sr=sr, amplitude=float(rng.uniform(0.01, 0.1)), seed=i, channels=channels)
+        files.append(synth.write(folder / f"clip{i}.{fmt}", y, sr=sr))
+    return files
+
+
+def test_tutorial_set_matches_librosa_on_generated_audio(tmp_path):
+    files = generated_corpus(tmp_path)
+    from batchgenre.audio import load
+
+    ours = np.stack([TUTORIAL.extract(load(f), sr=22050) for f in files])
+    reference = np.stack([tutorial_feature(f) for f in files])
+    assert ours.shape == (len(files), 498) and ours.dtype == np.float32
+    assert_within_spread(ours, reference)
+
+
+def test_tutorial_set_matches_librosa_on_real_clips(gtzan):
+    from batchgenre.audio import load
+
+    files = [gtzan / g / f"{g}.{i:05d}.wav" for g in sorted(p.name for p in gtzan.iterdir()) for i in (1, 6)]
+    files = [f for f in files if f.exists()]
+    ours = np.stack([TUTORIAL.extract(load(f), sr=22050) for f in files])
+    reference = np.stack([tutorial_feature(f) for f in files])
+    assert_within_spread(ours, reference)
+
+
+def test_every_value_has_a_unique_name_in_vector_order():
+    names = TUTORIAL.names
+    assert len(names) == TUTORIAL.size == 498
+    assert len(set(names)) == 498
+    assert names[0] == "chroma_stft.mean.C" and names[12] == "chroma_stft.min.C"
+    assert names[36] == "melspectrogram.mean.000" and "mfcc.max.03" in names and names[-1] == "tonnetz.max.major_y"
+
+
+@pytest.mark.parametrize(
+    "samples, reason",
+    [
+        (np.zeros(0, np.float32), "too short"),
+        (np.full(2047, 0.5, np.float32), "too short"),
+        (np.zeros(22050, np.float32), "silent"),
+        (np.full(22050, 1e-6, np.float32), "silent"),
+    ],
+)
+def test_unusable_audio_is_refused_with_its_reason(samples, reason):
+    with pytest.raises(FeatureError, match=reason):
+        TUTORIAL.extract(samples, sr=22050)
+
+
+def test_unknown_feature_set_names_the_known_ones():
+    with pytest.raises(BatchgenreError, match="unknown feature set 'tutorail'.*tutorial"):
+        get_feature_set("tutorail")
