@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_clip_options(p)
     _add_cluster_options(p)
     p.set_defaults(run=_featurize)
+
+    p = commands.add_parser("demo", help="run the whole flow on a small corpus it generates (no downloads)")
+    p.add_argument("--dir", type=Path, default=Path("batchgenre-demo"), help="where the demo writes (default batchgenre-demo)")
+    _add_cluster_options(p)
+    p.set_defaults(run=_demo)
     return parser
 
 
@@ -98,6 +103,18 @@ def _featurize(args: argparse.Namespace) -> int:
         print(f"block {block} was not written ({reason}): run the same command again to finish it", file=sys.stderr)
     print(f"{summary.done} done, {len(summary.failed)} failed -> {summary.store}")
     return EXIT_OK if not summary.failed and not summary.lost_blocks else EXIT_SOME_FAILED
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from batchgenre.demo import make_corpus
+    from batchgenre.featurize import featurize
+
+    audio = args.dir / "audio"
+    files = make_corpus(audio)
+    log.info("demo corpus: %d generated clips in %s", len(files), audio)
+    summary = featurize(audio, out=str(args.dir / "features.zarr"), workers=args.workers, scheduler=args.scheduler)
+    print(f"features: {summary.store} ({summary.done} done, {len(summary.failed)} failed)")
+    return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

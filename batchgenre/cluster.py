@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import warnings
 from typing import Iterator
 
 from batchgenre.errors import BatchgenreError
@@ -40,6 +41,8 @@ def tune_worker() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    # librosa warns per file about short or toneless clips; over a corpus that is noise in the log.
+    warnings.filterwarnings("ignore", category=UserWarning, module="librosa")
     _tuned = True
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre import __version__
+from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
 from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 22050
 MAX_ROWS_PER_CHUNK = 256
 MIN_ROWS_PER_CHUNK = 4
 BLOCKS_PER_WORKER = 4
