@@ -81,3 +81,28 @@ def test_unusable_audio_is_refused_with_its_reason(samples, reason):
 def test_unknown_feature_set_names_the_known_ones():
     with pytest.raises(BatchgenreError, match="unknown feature set 'tutorail'.*tutorial"):
         get_feature_set("tutorail")
+
+
+def test_fast_set_computes_the_same_quantities_from_one_float32_stft(tmp_path):
+    import librosa
+
+    from batchgenre.audio import load
+    from batchgenre.features import FAST, _filter_banks
+
+    files = generated_corpus(tmp_path)
+    clips = [load(f) for f in files]
+    fast = np.stack([FAST.extract(y, sr=22050) for y in clips])
+    assert fast.dtype == np.float32 and fast.shape == (len(files), 498)
+    assert FAST.names == TUTORIAL.names
+
+    def expected(y):
+        power = np.abs(librosa.stft(y)) ** 2
+        chroma = librosa.feature.chroma_stft(S=power, sr=22050, tuning=0.0)
+        mel = librosa.feature.melspectrogram(S=power, sr=22050)
+        blocks = (chroma, mel, librosa.feature.mfcc(S=librosa.power_to_db(mel)), librosa.feature.tonnetz(chroma=chroma))
+        return np.concatenate([np.concatenate([b.mean(1), b.min(1), b.max(1)]) for b in blocks])
+
+    assert_within_spread(fast, np.stack([expected(y) for y in clips]), tolerance=1e-3)
+    misses = _filter_banks.cache_info().misses
+    FAST.extract(clips[0], sr=22050)
+    assert _filter_banks.cache_info().misses == misses, "filter banks must be built once per process"
