@@ -106,3 +106,17 @@ def test_fast_set_computes_the_same_quantities_from_one_float32_stft(tmp_path):
     misses = _filter_banks.cache_info().misses
     FAST.extract(clips[0], sr=22050)
     assert _filter_banks.cache_info().misses == misses, "filter banks must be built once per process"
+
+
+@pytest.mark.parametrize("bins_per_octave, power", [(12, 2.0), (36, 1.0)])
+def test_band_limited_tuning_equals_librosa(tmp_path, bins_per_octave, power):
+    import librosa
+
+    from batchgenre.audio import load
+    from batchgenre.features import estimate_tuning
+
+    for f in generated_corpus(tmp_path):
+        S = np.abs(librosa.stft(load(f))) ** power
+        assert estimate_tuning(S, sr=22050, bins_per_octave=bins_per_octave) == librosa.estimate_tuning(
+            S=S, sr=22050, bins_per_octave=bins_per_octave
+        )

@@ -1,0 +1,42 @@
+"""What every benchmark shares: the corpus it runs on, medians over repeats, one-line results."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+GTZAN_ENV = "BATCHGENRE_GTZAN"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--corpus", type=Path, default=os.environ.get(GTZAN_ENV), help=f"GTZAN-layout folder (default ${GTZAN_ENV})")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per measurement; medians are reported")
+    return p
+
+
+def corpus_files(corpus: Path | None, *, limit: int | None = None) -> list[Path]:
+    if corpus is None:
+        raise SystemExit(f"give --corpus or set {GTZAN_ENV} to a folder of audio clips (e.g. ../shared/data/gtzan-mini)")
+    files = sorted(p for p in Path(corpus).rglob("*") if p.suffix.lower() in {".wav", ".mp3", ".flac", ".ogg", ".au"})
+    return files[:limit] if limit else files
+
+
+def median_seconds(run: Callable[[], object], *, repeats: int) -> float:
+    """Median wall time of ``run`` over ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    import platform
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
