@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -130,8 +131,12 @@ def featurize(
     workers: int = 2,
     scheduler: str | None = None,
     retry_failed: bool = False,
+    client=None,
 ) -> Summary:
-    """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there."""
+    """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there.
+
+    Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
+    """
     from batchgenre.cluster import connect
 
     root = Path(root).resolve()
@@ -147,7 +152,7 @@ def featurize(
         if store.attrs.get("root") != str(root):
             raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
 
-    with connect(workers=workers, scheduler=scheduler) as client:
+    with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
         if store is None:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             store = FeatureStore.create(

@@ -1,0 +1,81 @@
+"""featurize files per second on one worker and on two, the cluster's fixed cost, and scheduling overhead.
+
+    python benchmarks/scaling.py --corpus ../shared/data/gtzan-mini --repeats 3
+
+Scheduling overhead is the share of worker time not spent inside tasks:
+1 - (sum of task compute time) / (workers x wall time), from distributed's task stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from distributed import get_task_stream
+
+from batchgenre.cluster import connect, tune_worker
+from batchgenre.features import FEATURE_SETS
+from batchgenre.featurize import featurize
+from benchmarks.common import machine, parser
+
+
+def _warm_up() -> None:
+    """What every worker pays once: numba compilation and filter banks."""
+    import numpy as np
+
+    from batchgenre.features import FEATURE_SETS
+
+    tune_worker()
+    y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
+    for fs in FEATURE_SETS.values():
+        fs.extract(y, sr=22050)
+
+
+def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
+    starts, walls, overheads = [], [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with connect(workers=workers) as client:
+            client.run(_warm_up)
+            starts.append(time.perf_counter() - started)
+            with tempfile.TemporaryDirectory() as tmp, get_task_stream(client) as stream:
+                began = time.perf_counter()
+                summary = featurize(corpus, out=f"{tmp}/f.zarr", feature_set=feature_set, client=client)
+                wall = time.perf_counter() - began
+            busy = sum(
+                s["stop"] - s["start"] for task in stream.data for s in task["startstops"] if s["action"] == "compute"
+            )
+            walls.append(wall)
+            overheads.append(1 - busy / (workers * wall))
+    return {
+        "files": summary.done + len(summary.failed),
+        "start": statistics.median(starts),
+        "wall": statistics.median(walls),
+        "overhead": statistics.median(overheads),
+    }
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    if args.corpus is None:
+        raise SystemExit("give --corpus or set BATCHGENRE_GTZAN")
+    logging.basicConfig(level=logging.WARNING)
+    print(f"# {args.repeats} repeats, medians; {machine()}")
+    print(f"{'set':<10} {'workers':>7} {'files':>6} {'files/s':>8} {'scaling':>8} {'efficiency':>10} {'start s':>8} {'sched. overhead':>16}")
+    for name in FEATURE_SETS:
+        one = None
+        for workers in (1, 2):
+            r = run(args.corpus, workers=workers, feature_set=name, repeats=args.repeats)
+            rate = r["files"] / r["wall"]
+            one = one or rate
+            print(
+                f"{name:<10} {workers:>7} {r['files']:>6} {rate:8.2f} {rate / one:7.2f}x {rate / one / workers:9.0%} "
+                f"{r['start']:8.2f} {r['overhead']:15.1%}"
+            )
+
+
+if __name__ == "__main__":
+    main()
