@@ -14,7 +14,7 @@ import numpy as np
 from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
-from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute
+from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -146,21 +146,20 @@ def featurize(
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root)
-    store = FeatureStore.open(out, mode="r+") if FeatureStore.exists(out) else None
-    if store is not None:
-        store.check_compatible(attrs)
-        if store.attrs.get("root") != str(root):
-            raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
-
-    with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
-        if store is None:
-            n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-            store = FeatureStore.create(
-                out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=rows_per_chunk(len(relpaths), n_workers)
-            )
-        vanished = _plan(store, relpaths, file_genres, root)
-        todo = _blocks_to_run(store, retry_failed)
-        processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed)
+    with writer_lock(out):
+        store = FeatureStore.open(out, mode="r+") if FeatureStore.exists(out) else None
+        if store is not None:
+            store.check_compatible(attrs)
+            if store.attrs.get("root") != str(root):
+                raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
+        with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
+            if store is None:
+                n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+                chunk = rows_per_chunk(len(relpaths), n_workers)
+                store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
+            vanished = _plan(store, relpaths, file_genres, root)
+            todo = _blocks_to_run(store, retry_failed)
+            processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed)
 
     status = store.column("status")
     paths, errors = store.column("path"), store.column("error")

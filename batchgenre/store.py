@@ -15,9 +15,15 @@ Chunks are written atomically, so a block whose status chunk still says PENDING 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
+import socket
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -59,7 +65,7 @@ class FeatureStore:
         """A new, empty store whose group attributes are ``attrs`` (plus format and chunking)."""
         import zarr
 
-        group = zarr.open_group(url, mode="w-")
+        group = zarr.open_group(url, mode="a")  # the folder already holds the writer lock
         b = rows_per_chunk
         group.create_array("features", shape=(0, n_features), chunks=(b, n_features), dtype="float32", fill_value=np.nan)
         group.create_array("label", shape=(0,), chunks=(b,), dtype="int16", fill_value=-1)
@@ -155,6 +161,77 @@ class FeatureStore:
         self.group["features"][start:stop] = rows.features
         self.group["error"][start:stop] = rows.error
         self.group["status"][start:stop] = rows.status
+
+
+LOCK_NAME = "writer.lock.json"
+LOCK_STALE_S = 120.0  # a lock whose heartbeat is older than this belongs to a dead run
+
+
+@contextlib.contextmanager
+def writer_lock(url: str, *, heartbeat_s: float = 30.0) -> Iterator[None]:
+    """Hold the store's one-writer lock while the block runs; refuse clearly when another run holds it.
+
+    The lock is a small JSON file in the store (any fsspec URL) naming the host, process and a
+    heartbeat that a thread refreshes. A lock left by a crashed run is taken over: on the same
+    host when its process is gone, anywhere once its heartbeat is stale.
+    """
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    fs.makedirs(root, exist_ok=True)
+    path = f"{root.rstrip('/')}/{LOCK_NAME}"
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+    held = _read_lock(fs, path)
+    if held is not None and _alive(held):
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.get("started", 0)))
+        raise BatchgenreError(
+            f"{url} is being written by another featurize (pid {held.get('pid')} on {held.get('host')}, since {since}): "
+            f"wait for it to finish, or delete {url}/{LOCK_NAME} if that run is gone"
+        )
+    if held is not None:
+        log.warning("taking over the lock of a run that died (pid %s on %s)", held.get("pid"), held.get("host"))
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            _write_lock(fs, path, {**me, "heartbeat": time.time()})
+            if stop.wait(heartbeat_s):
+                return
+
+    thread = threading.Thread(target=beat, name="batchgenre-lock", daemon=True)
+    _write_lock(fs, path, {**me, "heartbeat": time.time()})
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        fs.rm_file(path)
+
+
+def _read_lock(fs, path: str) -> dict | None:
+    try:
+        with fs.open(path, "r") as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _write_lock(fs, path: str, content: dict) -> None:
+    with fs.open(path, "w") as f:
+        json.dump(content, f)
+
+
+def _alive(lock: dict) -> bool:
+    if lock.get("host") == socket.gethostname():
+        try:
+            os.kill(int(lock.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return time.time() - float(lock.get("heartbeat", 0)) < LOCK_STALE_S
 
 
 def rows_to_compute(status: np.ndarray, *, retry_failed: bool) -> np.ndarray:

@@ -1,0 +1,88 @@
+"""The store's one-writer lock and chunk-aligned block writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from batchgenre.errors import BatchgenreError
+from batchgenre.store import DONE, LOCK_NAME, PENDING, BlockRows, FeatureStore, writer_lock
+from tests.conftest import run_cli
+from tests.test_featurize import make_corpus
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_lock_is_released_on_exit_and_refuses_a_second_writer(tmp_path):
+    url = str(tmp_path / "f.zarr")
+    with writer_lock(url):
+        held = json.loads((tmp_path / "f.zarr" / LOCK_NAME).read_text())
+        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
+        with pytest.raises(BatchgenreError, match=f"being written by another featurize \\(pid {os.getpid()}"):
+            with writer_lock(url):
+                pass
+    assert not (tmp_path / "f.zarr" / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize(
+    "lock, taken_over",
+    [
+        ({"host": socket.gethostname(), "pid": "dead", "heartbeat": time.time()}, True),
+        ({"host": "elsewhere", "pid": 1, "heartbeat": time.time() - 3600}, True),
+        ({"host": "elsewhere", "pid": 1, "heartbeat": time.time()}, False),
+    ],
+)
+def test_a_crashed_runs_lock_is_recovered_and_a_live_one_is_not(tmp_path, lock, taken_over):
+    folder = tmp_path / "f.zarr"
+    folder.mkdir()
+    lock = {**lock, "pid": dead_pid() if lock["pid"] == "dead" else lock["pid"], "started": 0}
+    (folder / LOCK_NAME).write_text(json.dumps(lock))
+    if taken_over:
+        with writer_lock(str(folder)):
+            assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
+    else:
+        with pytest.raises(BatchgenreError, match="on elsewhere"):
+            with writer_lock(str(folder)):
+                pass
+
+
+def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=6, seconds=8)
+    out = tmp_path / "f.zarr"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "batchgenre.cli", "featurize", str(corpus), "--out", str(out), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = run_cli("featurize", corpus, "--out", out, "--workers", "1")
+        assert second.returncode == 2 and "being written by another featurize" in second.stderr, second.stderr
+        assert first.wait(timeout=120) == 0
+    finally:
+        first.kill()
+    store = FeatureStore.open(str(out))
+    assert (store.column("status") == DONE).all() and not (out / LOCK_NAME).exists()
+
+
+def test_block_writes_cover_whole_chunks_and_status_goes_last(tmp_path):
+    store = FeatureStore.create(str(tmp_path / "f.zarr"), attrs={}, n_features=3, rows_per_chunk=4)
+    store.append_rows([f"f{i}.wav" for i in range(10)], [0] * 10)
+    assert store.n_blocks == 3 and store.block_bounds(2) == (8, 10)
+    rows = BlockRows(np.ones((2, 3), np.float32), np.full(2, DONE, np.uint8), np.array(["", ""], dtype=object))
+    store.write_block(2, rows)
+    assert store.column("status").tolist() == [PENDING] * 8 + [DONE] * 2
+    with pytest.raises(ValueError, match="block 0 has 4 rows"):
+        store.write_block(0, rows)
