@@ -42,8 +42,19 @@ def tune_worker() -> None:
 
     threadpool_limits(1)
     # librosa warns per file about short or toneless clips; over a corpus that is noise in the log.
-    warnings.filterwarnings("ignore", category=UserWarning, module="librosa")
+    warnings.filterwarnings("ignore", category=UserWarning)
     _tuned = True
+
+
+def warm_up() -> None:
+    """Pay once per process what the first file would: numba compilation and filter banks."""
+    import numpy as np
+
+    from batchgenre.features import FEATURE_SETS
+
+    y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
+    for fs in FEATURE_SETS.values():
+        fs.extract(y, sr=22050)
 
 
 @contextlib.contextmanager
@@ -85,6 +96,15 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
         client = stack.enter_context(Client(cluster))
         log.info("started a local Dask cluster of %d workers; dashboard: %s", workers, client.dashboard_link)
         yield client
+
+
+def lost_workers(client: "distributed.Client", *, since: float) -> list[str]:
+    """Addresses of workers that left unexpectedly (killed, crashed, out of memory) after ``since`` (time.time())."""
+    return [
+        event.get("worker", "?")
+        for stamp, event in client.get_events("all")
+        if stamp >= since and event.get("action") == "remove-worker" and not event.get("expected", False)
+    ]
 
 
 @contextlib.contextmanager

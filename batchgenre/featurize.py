@@ -14,6 +14,7 @@ import numpy as np
 from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
+from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
 from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Summary:
     processed: int = 0
     vanished: list[str] = field(default_factory=list)
     lost_blocks: list[tuple[int, str]] = field(default_factory=list)
+    lost_workers: list[str] = field(default_factory=list)
 
 
 def discover(root: Path) -> list[str]:
@@ -131,13 +133,14 @@ def featurize(
     workers: int = 2,
     scheduler: str | None = None,
     retry_failed: bool = False,
+    file_timeout: float = DEFAULT_FILE_TIMEOUT,
     client=None,
 ) -> Summary:
     """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there.
 
     Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
     """
-    from batchgenre.cluster import connect
+    from batchgenre.cluster import connect, lost_workers
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -159,12 +162,17 @@ def featurize(
                 store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
             vanished = _plan(store, relpaths, file_genres, root)
             todo = _blocks_to_run(store, retry_failed)
-            processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed)
+            started = time.time()
+            processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout)
+            workers_lost = lost_workers(client, since=started)
 
     status = store.column("status")
     paths, errors = store.column("path"), store.column("error")
     failed = [(str(paths[i]), str(errors[i])) for i in np.flatnonzero(status == FAILED)]
-    return Summary(store=out, done=int((status == DONE).sum()), failed=failed, processed=processed, vanished=vanished, lost_blocks=lost)
+    return Summary(
+        store=out, done=int((status == DONE).sum()), failed=failed, processed=processed, vanished=vanished,
+        lost_blocks=lost, lost_workers=workers_lost,
+    )
 
 
 def _plan(store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path) -> list[str]:
@@ -193,7 +201,7 @@ def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
 
 
 def _run_blocks(
-    client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool
+    client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool, file_timeout: float
 ) -> tuple[int, list[tuple[int, str]]]:
     """Submit one task per block and follow them to the end; a block that cannot run is reported, not fatal."""
     from distributed import as_completed
@@ -209,7 +217,8 @@ def _run_blocks(
     log.info("featurizing %d files in %d blocks of up to %d", total, len(todo), store.rows_per_chunk)
     futures = {
         client.submit(
-            featurize_block, store.url, block, str(root), attrs["feature_set"], clip, retry_failed=retry_failed, pure=False
+            featurize_block, store.url, block, str(root), attrs["feature_set"], clip,
+            retry_failed=retry_failed, file_timeout=file_timeout, pure=False,
         ): block
         for block in todo
     }
@@ -226,16 +235,16 @@ def _run_blocks(
     return processed, lost
 
 
-def featurize_block(store_url: str, block: int, root: str, feature_set: str, clip: Clip, *, retry_failed: bool) -> int:
+def featurize_block(
+    store_url: str, block: int, root: str, feature_set: str, clip: Clip, *, retry_failed: bool, file_timeout: float
+) -> int:
     """Compute the rows of one block that are not done and write the block's chunks; runs on a worker.
 
-    Returns the number of rows computed. Errors of single files become FAILED rows.
+    Files are decoded in a sandbox helper, so one that hangs or crashes fails alone. Returns the
+    number of rows computed. Errors of single files become FAILED rows.
     """
-    from batchgenre.cluster import tune_worker
-    from batchgenre.features import get_feature_set
+    from batchgenre.sandbox import borrowed
 
-    tune_worker()
-    fs = get_feature_set(feature_set)
     store = FeatureStore.open(store_url, mode="r+")
     start, stop = store.block_bounds(block)
     rows = BlockRows(
@@ -245,24 +254,24 @@ def featurize_block(store_url: str, block: int, root: str, feature_set: str, cli
     )
     paths = store.column("path", start, stop)
     todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed))
-    for i in todo:
-        started = time.perf_counter()
-        try:
-            rows.features[i] = extract_file(Path(root) / str(paths[i]), fs, clip)
-            rows.status[i], rows.error[i] = DONE, ""
-        except Exception as error:  # one bad file never stops the block
-            rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, describe(error)
-        log.debug("%s: %.3f s", paths[i], time.perf_counter() - started)
+    with borrowed() as box:
+        for i in todo:
+            try:
+                rows.features[i] = box.call(extract_file, Path(root) / str(paths[i]), feature_set, clip, timeout=file_timeout)
+                rows.status[i], rows.error[i] = DONE, ""
+            except Exception as error:  # one bad file never stops the block
+                rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, describe(error)
     store.write_block(block, rows)
     return len(todo)
 
 
-def extract_file(path: Path, fs, clip: Clip) -> np.ndarray:
-    """One file's feature vector [shape=(fs.size,), dtype=float32], from one decode."""
+def extract_file(path: Path, feature_set: str, clip: Clip) -> np.ndarray:
+    """One file's feature vector [shape=(D,), dtype=float32], from one decode."""
     from batchgenre.audio import load
+    from batchgenre.features import get_feature_set
 
     y = load(path, sr=clip.sr, offset=clip.offset, duration=clip.duration)
-    return fs.extract(y, sr=clip.sr)
+    return get_feature_set(feature_set).extract(y, sr=clip.sr)
 
 
 def describe(error: Exception) -> str:

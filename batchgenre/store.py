@@ -218,8 +218,10 @@ def _read_lock(fs, path: str) -> dict | None:
 
 
 def _write_lock(fs, path: str, content: dict) -> None:
-    with fs.open(path, "w") as f:
-        json.dump(content, f)
+    # Write then rename, so a reader never sees half a lock (and takes it for none).
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fs.pipe_file(tmp, json.dumps(content).encode())
+    fs.mv(tmp, path)
 
 
 def _alive(lock: dict) -> bool:

@@ -20,7 +20,6 @@ from batchgenre.classify import Windows, classify_block
 from batchgenre.cluster import connect
 from batchgenre.featurize import featurize
 from benchmarks.common import corpus_files, machine, parser
-from benchmarks.scaling import _warm_up
 
 
 def _peak_mib() -> float:
@@ -30,7 +29,6 @@ def _peak_mib() -> float:
 def _worker_peak(job) -> tuple[float, float]:
     """(resident MiB after warm-up, peak MiB after ``job(client)``) of one fresh worker."""
     with connect(workers=1) as client:
-        client.run(_warm_up)
         (before,) = client.run(_peak_mib).values()
         job(client)
         (after,) = client.run(_peak_mib).values()

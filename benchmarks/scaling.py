@@ -16,22 +16,10 @@ from pathlib import Path
 
 from distributed import get_task_stream
 
-from batchgenre.cluster import connect, tune_worker
+from batchgenre.cluster import connect
 from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
 from benchmarks.common import machine, parser
-
-
-def _warm_up() -> None:
-    """What every worker pays once: numba compilation and filter banks."""
-    import numpy as np
-
-    from batchgenre.features import FEATURE_SETS
-
-    tune_worker()
-    y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
-    for fs in FEATURE_SETS.values():
-        fs.extract(y, sr=22050)
 
 
 def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
@@ -39,7 +27,6 @@ def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
     for _ in range(repeats):
         started = time.perf_counter()
         with connect(workers=workers) as client:
-            client.run(_warm_up)
             starts.append(time.perf_counter() - started)
             with tempfile.TemporaryDirectory() as tmp, get_task_stream(client) as stream:
                 began = time.perf_counter()

@@ -142,7 +142,7 @@ def test_a_file_deleted_during_the_run_gets_a_failed_row(tmp_path):
     relpaths, genres = select(corpus, discover(corpus), None)
     _plan(store, relpaths, genres, corpus)
     (corpus / relpaths[1]).unlink()
-    assert featurize_block(out, 0, str(corpus), "tutorial", Clip(), retry_failed=False) == 3
+    assert featurize_block(out, 0, str(corpus), "tutorial", Clip(), retry_failed=False, file_timeout=60) == 3
     rows = store_rows(out)
     assert rows[relpaths[1]][0] == FAILED and "vanished" in rows[relpaths[1]][1]
     assert rows[relpaths[0]][0] == rows[relpaths[2]][0] == DONE

@@ -1,0 +1,284 @@
+"""Batch prediction: whole directories on the Dask cluster, single files and URLs in this process.
+
+Workers decode and featurize with the code featurize uses and return window features; the
+model is loaded once, in the client, and predicts a block's windows in one batch. A file's
+genre comes from the mean of its windows' probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from batchgenre.errors import BatchgenreError
+from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path("runs/three_genres/model.keras")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """How a file is cut: ``window`` s every ``hop`` s over ``[offset, offset + duration)`` (None: to the end)."""
+
+    window: float = 30.0
+    hop: float = 30.0
+    offset: float = 0.0
+    duration: float | None = None
+
+    @classmethod
+    def excerpt(cls, *, offset: float, duration: float) -> "Windows":
+        """One window: the excerpt itself, as the tutorial classifies 60-90 s of a song."""
+        return cls(window=duration, hop=duration, offset=offset, duration=duration)
+
+
+@dataclass
+class FileWindows:
+    """One file's window features [shape=(windows, D), dtype=float32], or why it has none."""
+
+    path: str
+    features: np.ndarray | None
+    duration: float | None = None
+    error: str = ""
+
+
+@dataclass
+class Summary:
+    out: Path
+    classified: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: int = 0
+    lost_workers: list[str] = field(default_factory=list)
+
+
+def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: Windows) -> FileWindows:
+    """Decode ``path`` window by window and featurize every window that is usable.
+
+    Silent or too-short windows (an intro, a fade-out) are left out; the file fails only when
+    none is usable, with the first window's reason.
+    """
+    from batchgenre.audio import iter_windows, probe_duration
+    from batchgenre.featurize import describe
+    from batchgenre.features import FeatureError, get_feature_set
+
+    fs = get_feature_set(feature_set)
+    try:
+        vectors, reasons = [], []
+        for _, y in iter_windows(
+            path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
+        ):
+            try:
+                vectors.append(fs.extract(y, sr=sr))
+            except FeatureError as error:
+                reasons.append(str(error))
+        if not vectors:
+            return FileWindows(name, None, error=reasons[0] if reasons else "no audio in the chosen excerpt")
+        return FileWindows(name, np.stack(vectors), duration=probe_duration(path))
+    except Exception as error:  # one bad file never stops the block
+        return FileWindows(name, None, error=describe(error))
+
+
+def classify_block(
+    root: str, relpaths: list[str], feature_set: str, sr: int, windows: Windows, *, file_timeout: float
+) -> list[FileWindows]:
+    """Window features of a block of files; runs on a worker and never imports TensorFlow.
+
+    Each file is decoded in a sandbox helper, so one that hangs or crashes fails alone.
+    """
+    from batchgenre.featurize import describe
+    from batchgenre.sandbox import borrowed
+
+    results = []
+    with borrowed() as box:
+        for rel in relpaths:
+            try:
+                results.append(
+                    box.call(
+                        file_windows, Path(root) / rel, name=rel, feature_set=feature_set, sr=sr, windows=windows,
+                        timeout=file_timeout,
+                    )
+                )
+            except Exception as error:  # a timeout or a crashed helper: this file alone fails
+                results.append(FileWindows(rel, None, error=describe(error)))
+    return results
+
+
+def load_classifier(model_path: Path | None):
+    """The model and its metadata, checked against the features this version computes."""
+    from batchgenre.model import check_features, load_model
+
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+    if model_path is None and not path.exists():
+        raise BatchgenreError(
+            f"no trained model at {path}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
+        )
+    model, metadata = load_model(path)
+    check_features(metadata)
+    return model, metadata
+
+
+def _probabilities(model, features: np.ndarray) -> np.ndarray:
+    """Class probabilities [shape=(n, genres)] for feature rows [shape=(n, D)]."""
+    return np.asarray(model.predict(features, batch_size=1024, verbose=0), dtype=np.float64)
+
+
+def result_row(item: FileWindows, genres: list[str], probabilities: np.ndarray | None) -> dict:
+    """One results row; ``probabilities`` [shape=(windows, genres)] or None for a failed file."""
+    row = {"path": item.path, "windows": 0, "duration": "", "status": "failed", "error": item.error}
+    if probabilities is None:
+        return {**row, "genre": "", "confidence": "", **{f"p_{g}": "" for g in genres}}
+    mean = probabilities.mean(axis=0)
+    best = int(np.argmax(mean))
+    return {
+        **row,
+        "genre": genres[best],
+        "confidence": round(float(mean[best]), 4),
+        **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean)},
+        "windows": len(probabilities),
+        "duration": round(item.duration, 2) if item.duration is not None else "",
+        "status": "classified",
+        "error": "",
+    }
+
+
+def classify_dir(
+    root: Path,
+    *,
+    model_path: Path | None,
+    out: Path,
+    windows: Windows = Windows(),
+    workers: int = 2,
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+    file_timeout: float = DEFAULT_FILE_TIMEOUT,
+) -> Summary:
+    """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it."""
+    from distributed import as_completed
+
+    from batchgenre.cluster import connect, lost_workers
+    from batchgenre.featurize import discover, rows_per_chunk
+    from batchgenre.progress import Progress
+    from batchgenre.results import ResultsTable
+
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise BatchgenreError(f"{root}: no such folder")
+    relpaths = discover(root)
+    if not relpaths:
+        raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
+    model, metadata = load_classifier(model_path)
+    genres = metadata["genres"]
+    _warn_if_windows_differ(metadata, windows)
+    table = ResultsTable(out, genres=genres)
+    done = {p for p, r in table.rows.items() if r.get("status") == "classified" or not retry_failed}
+    todo = [p for p in relpaths if p not in done]
+    summary = Summary(out=Path(out), skipped=len(relpaths) - len(todo))
+    if summary.skipped:
+        log.info("%d files already in %s are skipped", summary.skipped, out)
+
+    if todo:
+        with connect(workers=workers, scheduler=scheduler) as client:
+            n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            size = rows_per_chunk(len(todo), n_workers)
+            blocks = [todo[i : i + size] for i in range(0, len(todo), size)]
+            log.info("classifying %d files in %d blocks of up to %d", len(todo), len(blocks), size)
+            started = time.time()
+            futures = {
+                client.submit(
+                    classify_block, str(root), block, metadata["feature_set"], metadata["sample_rate"], windows,
+                    file_timeout=file_timeout, pure=False,
+                ): block
+                for block in blocks
+            }
+            with Progress(len(todo)) as progress:
+                for future in as_completed(futures):
+                    try:
+                        items = future.result()
+                    except Exception as error:  # a lost worker: its files get failed rows, the run goes on
+                        items = [FileWindows(p, None, error=f"worker failed: {type(error).__name__}: {error}") for p in futures[future]]
+                    _predict_into(table, model, genres, items)
+                    progress.update(len(items))
+            summary.lost_workers = lost_workers(client, since=started)
+    table.finish()
+    for path, row in table.rows.items():
+        if row["status"] == "classified":
+            summary.classified += 1
+        else:
+            summary.failed.append((path, row["error"]))
+    return summary
+
+
+def _predict_into(table, model, genres: list[str], items: list[FileWindows]) -> None:
+    """Predict every window of a block in one batch and record one row per file."""
+    good = [item.features for item in items if item.features is not None]
+    probabilities = _probabilities(model, np.concatenate(good)) if good else None
+    start = 0
+    for item in items:
+        rows = None
+        if item.features is not None:
+            rows, start = probabilities[start : start + len(item.features)], start + len(item.features)
+        table.add(result_row(item, genres, rows))
+
+
+def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
+    trained = metadata.get("duration")
+    if trained and abs(windows.window - trained) > 1e-6:
+        log.warning("the model learnt from %g s clips; classifying %g s windows may be less accurate", trained, windows.window)
+
+
+def classify_one(source: str, *, model_path: Path | None, windows: Windows = Windows()) -> dict:
+    """Classify one file or URL in this process; returns its results row."""
+    model, metadata = load_classifier(model_path)
+    _warn_if_windows_differ(metadata, windows)
+    if "://" in source:
+        with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:
+            path = fetch(source, Path(tmp))
+            return _classify_path(path, model, metadata, windows, name=source)
+    path = Path(source)
+    if not path.is_file():
+        raise BatchgenreError(f"{source}: no such file")
+    return _classify_path(path, model, metadata, windows, name=source)
+
+
+def _classify_path(path: Path, model, metadata: dict, windows: Windows, *, name: str) -> dict:
+    started = time.perf_counter()
+    item = file_windows(path, name=name, feature_set=metadata["feature_set"], sr=metadata["sample_rate"], windows=windows)
+    probabilities = _probabilities(model, item.features) if item.features is not None else None
+    log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
+    return result_row(item, metadata["genres"], probabilities)
+
+
+def fetch(url: str, folder: Path) -> Path:
+    """Download the audio at ``url`` into ``folder`` with yt-dlp (file:// URLs included) and return its path."""
+    try:
+        import yt_dlp
+    except ImportError:
+        raise BatchgenreError("classifying a URL needs yt-dlp: pip install 'batchgenre[url]'") from None
+    options = {
+        "format": "bestaudio/best",
+        "outtmpl": str(folder / "audio.%(ext)s"),
+        "noplaylist": True,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "enable_file_urls": True,
+    }
+    try:
+        with yt_dlp.YoutubeDL(options) as ydl:
+            info = ydl.extract_info(url, download=True)
+            path = Path(ydl.prepare_filename(info))
+    except yt_dlp.utils.DownloadError as error:
+        reason = str(error).removeprefix("ERROR: ").splitlines()[0]
+        raise BatchgenreError(f"{url}: cannot fetch the audio: {reason}") from None
+    if not path.exists():
+        found = sorted(folder.iterdir())
+        if not found:
+            raise BatchgenreError(f"{url}: yt-dlp fetched no file")
+        path = found[0]
+    return path

@@ -1,0 +1,178 @@
+"""Faults a real cluster meets: files that hang or crash the decoder, killed workers, repeated kills, hostile corpora."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchgenre.store import DONE, FAILED, FeatureStore
+from tests import synth
+from tests.conftest import run_cli
+from tests.test_featurize import make_corpus, store_rows, write_bad_files
+
+pytestmark = pytest.mark.slow
+
+
+def processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can see."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            found[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
+    return found
+
+
+def descendants(pid: int) -> dict[int, str]:
+    table, found, frontier = processes(), {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, cmdline) in table.items():
+            if ppid == parent and child not in found:
+                found[child] = cmdline
+                frontier.append(child)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_featurize(*args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "batchgenre.cli", "featurize", *map(str, args)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
+def wait_for(condition, *, timeout: float = 120, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_a_file_past_the_time_limit_fails_alone(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=2, seconds=2)
+    synth.write(corpus / "low" / "low.00050.wav", synth.tone(freq=100, seconds=15 * 60))
+    out = tmp_path / "f.zarr"
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--file-timeout", "1")
+    assert result.returncode == 3, result.stderr
+    rows = store_rows(out)
+    assert rows["low/low.00050.wav"][:2] == (FAILED, "timed out after 1 s (raise the limit with --file-timeout)")
+    assert sum(status == DONE for status, _, _ in rows.values()) == 6
+
+
+def test_a_crash_in_the_decoder_fails_that_file_alone(tmp_path):
+    corpus = tmp_path / "corpus"
+    for i in range(3):
+        synth.write(corpus / f"long{i}.wav", synth.tone(freq=200 + 100 * i, seconds=8 * 60))
+    out = tmp_path / "f.zarr"
+    process = start_featurize(corpus, "--out", out, "--workers", "1", "--duration", "0")
+    try:
+        helper = wait_for(
+            lambda: next((p for p, c in descendants(process.pid).items() if "batchgenre.sandbox" in c), None),
+            what="the sandbox helper",
+        )
+        # Past its warm-up (about 3 s of CPU) and well into the first long file.
+        wait_for(lambda: cpu_seconds(helper) > 4.5, what="the helper to get to work")
+        os.kill(helper, signal.SIGSEGV)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 3, stderr
+    rows = store_rows(out)
+    crashed = [p for p, (status, error, _) in rows.items() if status == FAILED]
+    assert len(crashed) == 1 and rows[crashed[0]][1] == "the decoder crashed (killed by SIGSEGV)"
+    assert sum(status == DONE for status, _, _ in rows.values()) == 2
+
+
+def test_a_killed_worker_loses_nothing_and_is_reported(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=20, seconds=10)
+    out = tmp_path / "f.zarr"
+    process = start_featurize(corpus, "--out", out, "--workers", "2")
+    try:
+        status_chunks = out / "status" / "c"
+        wait_for(lambda: status_chunks.exists() and any(status_chunks.iterdir()), what="the first block")
+        workers = [p for p, c in descendants(process.pid).items() if "spawn_main" in c]
+        assert workers, "no worker processes found"
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "1 worker(s) were lost during the run" in stderr
+    rows = store_rows(out)
+    assert len(rows) == 60 and all(status == DONE for status, _, _ in rows.values())
+
+
+def test_repeated_sigkills_at_different_points_leave_the_uninterrupted_store(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=12, seconds=6)
+    whole, killed = tmp_path / "whole.zarr", tmp_path / "killed.zarr"
+    assert run_cli("featurize", corpus, "--out", whole, "--workers", "2", "--features", "fast").returncode == 0
+    kills = 0
+    for delay in (0.2, 1.0, 2.5, 3.5, 4.5, 6.0):  # during start-up, planning, and at several blocks
+        process = start_featurize(corpus, "--out", killed, "--workers", "2", "--features", "fast")
+        time.sleep(delay)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 3
+    result = run_cli("featurize", corpus, "--out", killed, "--workers", "2", "--features", "fast")
+    assert result.returncode == 0, result.stderr
+    expected, resumed = store_rows(whole), store_rows(killed)
+    assert sorted(resumed) == sorted(expected)
+    assert len(FeatureStore.open(str(killed)).column("path")) == len(expected)
+    for path, (status, error, vector) in expected.items():
+        assert resumed[path][:2] == (status, error)
+        np.testing.assert_array_equal(resumed[path][2], vector)
+
+
+def test_a_hostile_corpus_finishes_with_every_good_file(tmp_path):
+    corpus = tmp_path / "hostile"
+    rng = np.random.default_rng(0)
+    formats = ("wav", "flac", "ogg", "mp3")
+    good = []
+    for i in range(800):
+        y = synth.tone(freq=float(rng.uniform(100, 4000)), seconds=0.5) + synth.noise(seconds=0.5, seed=i, amplitude=0.05)
+        good.append(synth.write(corpus / "good" / f"{i:04d}.{formats[i % 4]}", y))
+    bad = {}
+    for k in range(25):
+        for name, reason in write_bad_files(corpus / f"bad{k:02d}").items():
+            bad[f"bad{k:02d}/{name}"] = reason
+        (corpus / f"bad{k:02d}" / "good.wav").rename(corpus / "good" / f"from_bad{k:02d}.wav")
+    assert len(bad) == 200
+    block = np.random.default_rng(1).bytes(1 << 24)
+    with open(corpus / "noise.wav", "wb") as f:
+        for _ in range(128):  # 2 GiB of noise named .wav
+            f.write(block)
+    synth.write(corpus / "slow.wav", synth.tone(freq=150, seconds=20 * 60))
+    out = tmp_path / "f.zarr"
+    result = run_cli(
+        "featurize", corpus, "--out", out, "--workers", "2", "--features", "tutorial", "--duration", "0",
+        "--file-timeout", "3", timeout=900,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "825 done, 202 failed" in result.stdout
+    rows = store_rows(out)
+    assert all(rows[f"good/{p.name}"][0] == DONE for p in good)
+    for path, reason in bad.items():
+        assert rows[path][0] == FAILED and reason in rows[path][1]
+    assert rows["noise.wav"][0] == FAILED and "not an audio file" in rows["noise.wav"][1]
+    assert rows["slow.wav"][:2] == (FAILED, "timed out after 3 s (raise the limit with --file-timeout)")
