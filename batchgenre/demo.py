@@ -44,22 +44,26 @@ def _chiptune(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
 _SYNTHS = {"drone": _drone, "techno": _techno, "chiptune": _chiptune}
 
 
+def synthesize(genre: str, *, seconds: float, seed: int | list[int] = 0) -> np.ndarray:
+    """One clip of a demo genre [shape=(seconds * SR,), dtype=float32], its level drawn between -20 and -3 dBFS."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    y = _SYNTHS[genre](rng, t)
+    return (y / np.max(np.abs(y)) * 10 ** (rng.uniform(-20, -3) / 20)).astype(np.float32)
+
+
 def make_corpus(folder: Path, *, per_genre: int = 12, seconds: float = 12.0, seed: int = 0) -> list[Path]:
     """Write ``per_genre`` clips of each genre into ``folder/<genre>/``, in rotating formats.
 
     Returns the files written. Files already there are kept, so a rerun costs nothing.
     """
     written = []
-    t = np.arange(int(seconds * SR)) / SR
     for g, genre in enumerate(GENRES):
         for i in range(per_genre):
             path = Path(folder) / genre / f"{genre}.{i:05d}.{FORMATS[i % len(FORMATS)]}"
             written.append(path)
             if path.exists():
                 continue
-            rng = np.random.default_rng([seed, g, i])
-            y = _SYNTHS[genre](rng, t)
-            y = (y / np.max(np.abs(y)) * 10 ** (rng.uniform(-20, -3) / 20)).astype(np.float32)
             path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, y, SR)
+            sf.write(path, synthesize(genre, seconds=seconds, seed=[seed, g, i]), SR)
     return written

@@ -177,7 +177,10 @@ def writer_lock(url: str, *, heartbeat_s: float = 30.0) -> Iterator[None]:
     """
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(url)
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as error:  # e.g. s3:// without s3fs installed
+        raise BatchgenreError(f"{url}: {error}") from None
     fs.makedirs(root, exist_ok=True)
     path = f"{root.rstrip('/')}/{LOCK_NAME}"
     me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}

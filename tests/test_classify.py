@@ -1,0 +1,215 @@
+"""classify-dir and classify through the real command line, with a model trained by the real trainer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchgenre.demo import GENRES, make_corpus, synthesize
+from batchgenre.results import columns
+from tests import synth
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+[data]
+store = "{store}"
+genres = ["chiptune", "drone", "techno"]
+[train]
+epochs = 40
+[output]
+dir = "{out}"
+"""
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory) -> Path:
+    """A model trained by `batchgenre train` on the demo corpus's three genres."""
+    folder = tmp_path_factory.mktemp("model")
+    make_corpus(folder / "audio", per_genre=10, seconds=8)
+    featurized = run_cli("featurize", folder / "audio", "--out", folder / "f.zarr", "--workers", "2")
+    assert featurized.returncode == 0, featurized.stderr
+    (folder / "config.toml").write_text(CONFIG.format(store=folder / "f.zarr", out=folder / "run"))
+    trained = run_cli("train", folder / "config.toml")
+    assert trained.returncode == 0, trained.stderr
+    return folder / "run" / "model.keras"
+
+
+def write_mixed_folder(root: Path) -> dict[str, str | None]:
+    """Generated clips of known genre in many formats and awkward names, plus files that must fail.
+
+    Returns path -> expected genre (None: the file must fail).
+    """
+    expected: dict[str, str | None] = {}
+    names = ["plain", "with space", "quote's \"double\"", "Ünïcødé ñ", "nested/deeper/x"]
+    formats = ["wav", "flac", "ogg", "mp3", "m4a"]
+    for i, name in enumerate(names):
+        for g, genre in enumerate(GENRES):
+            rel = f"{genre}/{name}.{formats[(i + g) % len(formats)]}"
+            synth.write(root / rel, synthesize(genre, seconds=9, seed=[99, g, i]))
+            expected[rel] = genre
+    for name, genre in (("=HYPERLINK(evil).wav", "drone"), ("-minus.mp3", "chiptune"), ("@at.ogg", "techno")):
+        synth.write(root / name, synthesize(genre, seconds=9, seed=[98, len(name)]))
+        expected[name] = genre
+    long = np.concatenate([synthesize("techno", seconds=60, seed=[7, k]) for k in range(10)])
+    synth.write(root / "long" / "ten minutes.flac", long)
+    expected["long/ten minutes.flac"] = "techno"
+    (root / "broken").mkdir()
+    (root / "broken" / "corrupt.mp3").write_bytes(np.random.default_rng(3).bytes(20_000))
+    expected["broken/corrupt.mp3"] = None
+    synth.write(root / ".hidden" / "skipped.wav", synthesize("drone", seconds=3))
+    return expected
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_classify_dir_writes_one_row_per_file_in_a_stable_order(tmp_path, model):
+    root = tmp_path / "music"
+    expected = write_mixed_folder(root)
+    out = tmp_path / "results.csv"
+    result = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "2")
+    assert result.returncode == 3, result.stderr
+    assert f"{len(expected) - 1} classified, 1 failed" in result.stdout
+    rows = read_csv(out)
+    assert list(rows[0]) == columns(list(GENRES))
+    paths = [r["path"].removeprefix("'") for r in rows]
+    assert paths == sorted(expected)
+    by_path = dict(zip(paths, rows))
+
+    bad = by_path["broken/corrupt.mp3"]
+    assert bad["status"] == "failed" and "not an audio file" in bad["error"] and bad["genre"] == ""
+    good = {p: r for p, r in by_path.items() if expected[p] is not None}
+    for path, row in good.items():
+        probabilities = [float(row[f"p_{g}"]) for g in GENRES]
+        assert row["status"] == "classified" and abs(sum(probabilities) - 1) < 1e-3
+        assert row["genre"] == GENRES[int(np.argmax(probabilities))]
+        assert float(row["confidence"]) == max(probabilities)
+    right = sum(row["genre"] == expected[p] for p, row in good.items())
+    assert right >= 0.85 * len(good), f"only {right} of {len(good)} right"
+
+    long = by_path["long/ten minutes.flac"]
+    assert long["windows"] == "20" and abs(float(long["duration"]) - 600) < 0.1
+    assert all(r["windows"] == "1" for p, r in good.items() if not p.startswith("long/"))
+    # A spreadsheet must see text, not a formula.
+    assert all(not r["path"].startswith(("=", "+", "-", "@")) for r in rows)
+    assert {"'=HYPERLINK(evil).wav", "'-minus.mp3", "'@at.ogg"} <= {r["path"] for r in rows}
+
+
+def test_excerpt_options_classify_one_window(tmp_path, model):
+    root = tmp_path / "music"
+    synth.write(root / "song.wav", np.concatenate([synthesize("drone", seconds=40), synthesize("chiptune", seconds=40)]))
+    out = tmp_path / "r.jsonl"
+    result = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1", "--offset", "45", "--duration", "30")
+    assert result.returncode == 0, result.stderr
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["windows"] == 1 and row["genre"] == "chiptune"
+
+
+def test_parquet_output_reads_back_in_pandas(tmp_path, model):
+    pandas = pytest.importorskip("pandas")
+    root = tmp_path / "music"
+    for g, genre in enumerate(GENRES):
+        synth.write(root / f"{genre}.wav", synthesize(genre, seconds=8, seed=[5, g]))
+    out = tmp_path / "r.parquet"
+    assert run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1").returncode == 0
+    table = pandas.read_parquet(out)
+    assert list(table["path"]) == [f"{g}.wav" for g in sorted(GENRES)]
+    assert (table["status"] == "classified").all() and not Path(str(out) + ".partial.jsonl").exists()
+
+
+def test_killed_run_leaves_a_valid_csv_and_the_rerun_finishes_it(tmp_path, model):
+    root = tmp_path / "music"
+    for i in range(40):
+        genre = GENRES[i % 3]
+        synth.write(root / f"{i:03d} {genre}.wav", synthesize(genre, seconds=20, seed=[11, i]))
+    out = tmp_path / "results.csv"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchgenre.cli", "classify-dir", str(root), "--model", str(model), "--out", str(out), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (out.exists() and len(read_csv(out)) >= 3):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = read_csv(out)
+    assert 3 <= len(partial) < 40, "the run finished before it could be killed"
+    assert all(r["status"] == "classified" for r in partial)
+
+    result = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert f"{len(partial)} files already in" in result.stderr
+    rows = read_csv(out)
+    assert [r["path"] for r in rows] == sorted(p.name for p in root.iterdir())
+    assert {r["path"]: r for r in rows}.items() >= {r["path"]: r for r in partial}.items()
+
+
+def test_classify_prints_every_genre_for_a_file_and_a_file_url(tmp_path, model):
+    song = synth.write(tmp_path / "song.mp3", synthesize("techno", seconds=50, seed=3))
+    for source in (song, song.as_uri()):
+        result = run_cli("classify", source, "--model", model)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("techno") and "2 windows" in lines[0]
+        assert sorted(line.split()[0] for line in lines[1:]) == sorted(GENRES)
+    assert not any(p.name.startswith("batchgenre-") for p in Path(os.environ.get("TMPDIR", "/tmp")).iterdir() if p.is_dir() and p.stat().st_mtime > time.time() - 5)
+
+
+def test_a_url_without_yt_dlp_says_what_to_install(tmp_path, model):
+    code = (
+        "import sys; sys.modules['yt_dlp'] = None; from batchgenre.cli import main; "
+        f"sys.exit(main(['classify', 'https://example.invalid/x', '--model', {str(model)!r}]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "pip install 'batchgenre[url]'" in result.stderr
+
+
+def with_metadata(model: Path, target: Path, **changes) -> Path:
+    """A copy of ``model`` whose carried metadata says something else."""
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(target, "w") as copy:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "batchgenre.json":
+                data = json.dumps({**json.loads(data), **changes}).encode()
+            copy.writestr(item, data)
+    return target
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"sample_rate": 16000}, "sample_rate"),
+        ({"feature_set": "mfcc-only"}, "feature"),
+        ({"feature_params": {"n_fft": 4096}}, "feature_params"),
+    ],
+)
+def test_a_model_for_other_features_is_refused(tmp_path, model, changes, message):
+    synth.write(tmp_path / "music" / "a.wav", synthesize("drone", seconds=5))
+    foreign = with_metadata(model, tmp_path / "other.keras", **changes)
+    result = run_cli("classify-dir", tmp_path / "music", "--model", foreign, "--out", tmp_path / "r.csv")
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_missing_foreign_and_default_models_get_one_line(tmp_path):
+    synth.write(tmp_path / "music" / "a.wav", synthesize("drone", seconds=5))
+    (tmp_path / "junk.keras").write_bytes(b"not a model")
+    for model, message in ((tmp_path / "nope.keras", "nope.keras"), (tmp_path / "junk.keras", "junk.keras")):
+        result = run_cli("classify-dir", tmp_path / "music", "--model", model, "--out", tmp_path / "r.csv")
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("classify-dir", tmp_path / "music", "--out", tmp_path / "r.csv", cwd=tmp_path)
+    assert result.returncode == 2 and "batchgenre train configs/three_genres.toml" in result.stderr
