@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     files = corpus_files(args.corpus)
     model, metadata = load_classifier(args.model)
     if metadata["feature_set"] != "tutorial":

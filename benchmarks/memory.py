@@ -2,8 +2,9 @@
 
     python benchmarks/memory.py --corpus ../shared/data/gtzan-mini
 
-Peak resident memory (ru_maxrss) of a fresh single worker after each job, against the same
-worker's resident memory right after start-up and warm-up.
+Peak resident memory (VmHWM) of a fresh single worker's sandbox helper, the process that decodes
+and computes features, after each job, against its resident memory right after warm-up; and the
+peak of the worker process itself, which only moves results and writes the store.
 """
 
 from __future__ import annotations
@@ -22,17 +23,26 @@ from batchgenre.featurize import featurize
 from benchmarks.common import corpus_files, machine, parser
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peaks_mib() -> tuple[float, float]:
+    """(worker, helper) high-water marks of resident memory, in MiB."""
+    from batchgenre import sandbox
+
+    def hwm(pid: int | str) -> float:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    return hwm("self"), hwm(sandbox.start())
 
 
-def _worker_peak(job) -> tuple[float, float]:
-    """(resident MiB after warm-up, peak MiB after ``job(client)``) of one fresh worker."""
+def _worker_peaks(job) -> tuple[float, float, float]:
+    """(helper MiB after warm-up, helper peak MiB, worker peak MiB) of one fresh worker around ``job(client)``."""
     with connect(workers=1) as client:
-        (before,) = client.run(_peak_mib).values()
+        ((_, before),) = client.run(_peaks_mib).values()
         job(client)
-        (after,) = client.run(_peak_mib).values()
-    return before, after
+        ((worker, after),) = client.run(_peaks_mib).values()
+    return before, after, worker
 
 
 def write_long_file(path: Path, *, minutes: float, sr: int = 44100) -> Path:
@@ -45,14 +55,19 @@ def write_long_file(path: Path, *, minutes: float, sr: int = 44100) -> Path:
     return path
 
 
+def report(job: str, before: float, after: float, worker: float) -> None:
+    print(f"{job:<46} {before:11.0f} {after:11.0f} {after - before:7.0f} {worker:11.0f}")
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--minutes", type=float, default=60.0, help="length of the long file")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     files = corpus_files(args.corpus)
     print(f"# one worker, peak resident memory (MiB); {machine()}")
-    print(f"{'job':<46} {'after warm-up':>13} {'peak':>8} {'growth':>8}")
+    print(f"{'job':<46} {'helper warm':>11} {'helper peak':>11} {'growth':>7} {'worker peak':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for n in (10, len(files)):
             corpus = Path(tmp, f"c{n}")
@@ -61,13 +76,13 @@ def main() -> None:
                 (corpus / f.parent.name / f.name).symlink_to(f)
             for name in ("tutorial", "fast"):
                 job = lambda c: featurize(corpus, out=f"{tmp}/{name}{n}.zarr", feature_set=name, client=c)  # noqa: E731
-                before, after = _worker_peak(job)
-                print(f"{f'featurize {n} clips, {name}':<46} {before:13.0f} {after:8.0f} {after - before:8.0f}")
+                report(f"featurize {n} clips, {name}", *_worker_peaks(job))
         long = write_long_file(Path(tmp, "long.flac"), minutes=args.minutes)
         for name in ("tutorial", "fast"):
-            job = lambda c: c.submit(classify_block, tmp, ["long.flac"], name, 22050, Windows(), pure=False).result()  # noqa: E731
-            before, after = _worker_peak(job)
-            print(f"{f'{args.minutes:g}-minute file in 30 s windows, {name}':<46} {before:13.0f} {after:8.0f} {after - before:8.0f}")
+            job = lambda c: c.submit(  # noqa: E731
+                classify_block, tmp, ["long.flac"], name, 22050, Windows(), file_timeout=3600, pure=False
+            ).result()
+            report(f"{args.minutes:g}-minute file in 30 s windows, {name}", *_worker_peaks(job))
 
 
 if __name__ == "__main__":

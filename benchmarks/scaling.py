@@ -50,6 +50,7 @@ def main() -> None:
     if args.corpus is None:
         raise SystemExit("give --corpus or set BATCHGENRE_GTZAN")
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
     print(f"# {args.repeats} repeats, medians; {machine()}")
     print(f"{'set':<10} {'workers':>7} {'files':>6} {'files/s':>8} {'scaling':>8} {'efficiency':>10} {'start s':>8} {'sched. overhead':>16}")
     for name in FEATURE_SETS:

@@ -1,0 +1,98 @@
+"""One training epoch streamed from the zarr store against the same epoch from arrays held in memory.
+
+    python benchmarks/stream.py --rows 100000
+
+Builds a store of ``--rows`` random tutorial-sized rows (498 float32 values, 256 rows a chunk),
+then times, as medians over ``--repeats``: reading every row through the tf.data stream alone,
+one epoch of the tutorial model fed by that stream, and one epoch fed by NumPy arrays with
+Keras's own shuffling. The in-memory run needs every row in memory; the stream a few chunks.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from batchgenre.config import ModelConfig, TrainConfig
+from batchgenre.dataset import read_features, stream
+from batchgenre.features import get_feature_set
+from batchgenre.store import DONE, BlockRows, FeatureStore
+from benchmarks.common import machine, median_seconds, parser
+
+ROWS_PER_CHUNK = 256
+
+
+def make_store(url: str, *, rows: int, genres: int = 10) -> FeatureStore:
+    fs = get_feature_set("tutorial")
+    attrs = {"feature_set": fs.name, "feature_names": fs.names, "genres": [f"g{i}" for i in range(genres)]}
+    store = FeatureStore.create(url, attrs=attrs, n_features=fs.size, rows_per_chunk=ROWS_PER_CHUNK)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, genres, rows)
+    store.append_rows([f"g/{i}.wav" for i in range(rows)], labels.tolist())
+    for block in range(store.n_blocks):
+        start, stop = store.block_bounds(block)
+        n = stop - start
+        features = np.abs(rng.normal(size=(n, fs.size))).astype(np.float32) + labels[start:stop, None]
+        store.write_block(block, BlockRows(features, np.full(n, DONE, np.uint8), np.full(n, "", dtype=object)))
+    return store
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--batch-size", type=int, default=256)
+    args = p.parse_args()
+
+    from batchgenre.backend import seed_everything
+    from batchgenre.model import build_model, log_columns
+
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        store = make_store(str(Path(tmp, "bench.zarr")), rows=args.rows)
+        made = time.perf_counter() - started
+        index = np.arange(args.rows)
+        labels = store.column("label").astype(np.int32)
+        columns = log_columns(store.attrs["feature_names"], ("melspectrogram",))
+        seed_everything(0)
+
+        def streamed():
+            return stream(store, index, labels, batch_size=args.batch_size, shuffle_seed=0, shuffle_buffer=4096)
+
+        model = build_model(
+            n_genres=10,
+            columns=columns,
+            model=ModelConfig(),
+            train=TrainConfig(batch_size=args.batch_size),
+            adapt_data=stream(store, index, labels, batch_size=4096),
+        )
+        ds = streamed()
+        read_only = median_seconds(lambda: sum(1 for _ in ds), repeats=args.repeats)
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace the graph once
+        fit_streamed = median_seconds(lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False), repeats=args.repeats)
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        x = read_features(store, index)
+        model.fit(x, labels, batch_size=args.batch_size, epochs=1, verbose=0)
+        fit_memory = median_seconds(
+            lambda: model.fit(x, labels, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True), repeats=args.repeats
+        )
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"# {args.rows} rows x 498 float32 ({x.nbytes / 2**20:.0f} MiB), batch {args.batch_size}; {machine()}")
+    print(f"store written in {made:.1f} s")
+    print(f"{'what':<40} {'s/epoch':>8} {'rows/s':>10}")
+    for what, seconds in (
+        ("stream alone (read, shuffle, batch)", read_only),
+        ("fit, streamed from the store", fit_streamed),
+        ("fit, from arrays in memory", fit_memory),
+    ):
+        print(f"{what:<40} {seconds:>8.2f} {args.rows / seconds:>10.0f}")
+    print(f"streamed / in memory: {fit_streamed / fit_memory:.2f}x the time; peak memory grew {after - before:.0f} MiB for the arrays")
+
+
+if __name__ == "__main__":
+    main()
