@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", default="tutorial", help="feature set (default tutorial)")
     p.add_argument("--genres", type=_genre_list, help="comma-separated genre folders to include (default all)")
     p.add_argument("--retry-failed", action="store_true", help="compute files that failed before again")
+    p.add_argument(
+        "--augment", type=_count, default=0, metavar="K",
+        help="also add K altered copies of each labelled file (gain, bandwidth, rate, codec) for training",
+    )
     _add_clip_options(p)
     _add_cluster_options(p)
     p.set_defaults(run=_featurize)
@@ -201,6 +205,7 @@ def _featurize(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
+        augment=args.augment,
     )
     _print_failures(summary.failed, where="the store's error column")
     _print_lost_workers(summary.lost_workers)

@@ -134,9 +134,13 @@ def featurize(
     scheduler: str | None = None,
     retry_failed: bool = False,
     file_timeout: float = DEFAULT_FILE_TIMEOUT,
+    augment: int = 0,
     client=None,
 ) -> Summary:
     """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there.
+
+    With ``augment`` k, each labelled file also gets k rows made from altered copies of it
+    (``variants.augmentation``), marked in the store's ``augment`` column.
 
     Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
     """
@@ -160,33 +164,45 @@ def featurize(
                 n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
                 chunk = rows_per_chunk(len(relpaths), n_workers)
                 store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
-            vanished = _plan(store, relpaths, file_genres, root)
+            vanished = _plan(store, relpaths, file_genres, root, augment=augment)
             todo = _blocks_to_run(store, retry_failed)
             started = time.time()
             processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout)
             workers_lost = lost_workers(client, since=started)
 
     status = store.column("status")
-    paths, errors = store.column("path"), store.column("error")
-    failed = [(str(paths[i]), str(errors[i])) for i in np.flatnonzero(status == FAILED)]
+    paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
+    failed = [
+        (str(paths[i]) + (f" (altered copy {copies[i]})" if copies[i] else ""), str(errors[i]))
+        for i in np.flatnonzero(status == FAILED)
+    ]
     return Summary(
         store=out, done=int((status == DONE).sum()), failed=failed, processed=processed, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,
     )
 
 
-def _plan(store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path) -> list[str]:
-    """Append rows for files the store lacks; return the store's files that no longer exist under ``root``."""
-    known = set(store.column("path").tolist())
-    new = [(p, g) for p, g in zip(relpaths, file_genres) if p not in known]
+def _plan(
+    store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path, *, augment: int
+) -> list[str]:
+    """Append rows for files (and altered copies) the store lacks; return its files no longer under ``root``."""
+    known = set(zip(store.column("path").tolist(), store.column("augment").tolist()))
+    new = [
+        (p, g, k)
+        for p, g in zip(relpaths, file_genres)
+        for k in range(1 + (augment if g is not None else 0))
+        if (p, k) not in known
+    ]
     if new:
-        store.add_genres(sorted({g for _, g in new if g is not None}))
+        store.add_genres(sorted({g for _, g, _ in new if g is not None}))
         index = {g: i for i, g in enumerate(store.genres)}
-        store.append_rows([p for p, _ in new], [index[g] if g is not None else -1 for _, g in new])
+        store.append_rows(
+            [p for p, _, _ in new], [index[g] if g is not None else -1 for _, g, _ in new], [k for _, _, k in new]
+        )
         if known:
-            log.info("%d new files since the store was last written", len(new))
+            log.info("%d new rows since the store was last written", len(new))
     present = set(relpaths)
-    vanished = sorted(p for p in known if p not in present and not (root / p).exists())
+    vanished = sorted({p for p, _ in known if p not in present and not (root / p).exists()})
     if vanished:
         log.warning("%d files in the store no longer exist under %s; their rows are kept", len(vanished), root)
     return vanished
@@ -252,12 +268,14 @@ def featurize_block(
         status=store.column("status", start, stop),
         error=store.column("error", start, stop).astype(object),
     )
-    paths = store.column("path", start, stop)
+    paths, copies = store.column("path", start, stop), store.column("augment", start, stop)
     todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed))
     with borrowed() as box:
         for i in todo:
             try:
-                rows.features[i] = box.call(extract_file, Path(root) / str(paths[i]), feature_set, clip, timeout=file_timeout)
+                rows.features[i] = box.call(
+                    extract_file, Path(root), str(paths[i]), feature_set, clip, int(copies[i]), timeout=file_timeout
+                )
                 rows.status[i], rows.error[i] = DONE, ""
             except Exception as error:  # one bad file never stops the block
                 rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, describe(error)
@@ -265,12 +283,22 @@ def featurize_block(
     return len(todo)
 
 
-def extract_file(path: Path, feature_set: str, clip: Clip) -> np.ndarray:
-    """One file's feature vector [shape=(D,), dtype=float32], from one decode."""
+def extract_file(root: Path, relpath: str, feature_set: str, clip: Clip, copy: int = 0) -> np.ndarray:
+    """One row's feature vector [shape=(D,), dtype=float32]: the file's, from one decode, or its altered ``copy``'s.
+
+    An altered copy is written as a real file and decoded again, so it takes the same path as any file.
+    """
+    import tempfile
+
     from batchgenre.audio import load
     from batchgenre.features import get_feature_set
+    from batchgenre.variants import augmentation, write_variant
 
-    y = load(path, sr=clip.sr, offset=clip.offset, duration=clip.duration)
+    y = load(root / relpath, sr=clip.sr, offset=clip.offset, duration=clip.duration)
+    if copy:
+        with tempfile.TemporaryDirectory(prefix="batchgenre-augment-") as tmp:
+            altered = write_variant(y, sr=clip.sr, variant=augmentation(relpath, copy), path=Path(tmp, "copy"))
+            y = load(altered, sr=clip.sr, duration=None)
     return get_feature_set(feature_set).extract(y, sr=clip.sr)
 
 

@@ -5,10 +5,11 @@ Layout (N rows, D features, B rows per chunk; every array is chunked by B rows):
     features  float32 [N, D]   NaN until the row is done
     label     int16   [N]      index into attrs["genres"], -1 when unlabelled
     path      str     [N]      relative to attrs["root"]
+    augment   uint8   [N]      0 for the file itself, k > 0 for its k-th altered copy (featurize --augment)
     status    uint8   [N]      PENDING, DONE or FAILED
     error     str     [N]      the reason a row failed, "" otherwise
 
-The client writes ``path`` and ``label`` when it plans rows, before any task runs; the task of
+The client writes ``path``, ``label`` and ``augment`` when it plans rows, before any task runs; the task of
 block k alone writes rows [k*B, (k+1)*B) of ``features``, ``error`` and, last, ``status``.
 Chunks are written atomically, so a block whose status chunk still says PENDING is simply redone.
 """
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 1
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
-ROW_ARRAYS = ("features", "label", "path", "status", "error")
+ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
 # Attributes that decide what a feature vector means: a rerun must agree on all of them.
 AUDIO_KEYS = ("feature_set", "feature_params", "feature_names", "sample_rate", "offset", "duration")
 
@@ -70,6 +71,7 @@ class FeatureStore:
         group.create_array("features", shape=(0, n_features), chunks=(b, n_features), dtype="float32", fill_value=np.nan)
         group.create_array("label", shape=(0,), chunks=(b,), dtype="int16", fill_value=-1)
         group.create_array("path", shape=(0,), chunks=(b,), dtype=str)
+        group.create_array("augment", shape=(0,), chunks=(b,), dtype="uint8", fill_value=0)
         group.create_array("status", shape=(0,), chunks=(b,), dtype="uint8", fill_value=PENDING)
         group.create_array("error", shape=(0,), chunks=(b,), dtype=str)
         group.attrs.update({**attrs, "store_format": STORE_FORMAT, "rows_per_chunk": b})
@@ -141,14 +143,15 @@ class FeatureStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append_rows(self, paths: list[str], labels: list[int]) -> None:
-        """Plan new rows (client only, before their tasks run): grow every array, write path and label."""
+    def append_rows(self, paths: list[str], labels: list[int], augment: list[int] | None = None) -> None:
+        """Plan new rows (client only, before their tasks run): grow every array, write path, label and augment."""
         start, stop = self.n_rows, self.n_rows + len(paths)
         for name in ROW_ARRAYS:
             array = self.group[name]
             array.resize((stop, *array.shape[1:]))
         self.group["path"][start:stop] = np.array(paths, dtype=object).astype(str)
         self.group["label"][start:stop] = np.asarray(labels, dtype="int16")
+        self.group["augment"][start:stop] = np.asarray(augment if augment is not None else [0] * len(paths), dtype="uint8")
 
     def add_genres(self, genres: list[str]) -> None:
         self.group.attrs["genres"] = self.genres + [g for g in genres if g not in self.genres]

@@ -7,6 +7,7 @@ never take a shortcut through feature vectors.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,27 @@ VARIANTS: dict[str, Variant] = {
         Variant("lowpass", "low-passed at 4 kHz", lowpass_hz=4000.0),
     )
 }
+
+
+def augmentation(relpath: str, copy: int) -> Variant:
+    """The ``copy``-th altered copy of a training file: random gain (clipped), bandwidth, rate and codec.
+
+    Drawn from a generator seeded by the file's path and the copy number, so a rerun or another
+    worker makes the same copy. Its ranges are wider than the robustness variants', so a model
+    that holds up under them has learnt more than those seven cases.
+    """
+    rng = np.random.default_rng([zlib.crc32(relpath.encode()), copy])
+    gain = float(rng.uniform(-24.0, 8.0))
+    lowpass = float(rng.uniform(3000.0, 9000.0)) if rng.random() < 0.5 else None
+    rate = [None, 8000, 11025, 16000, 44100][int(rng.integers(5))]
+    codec = "mp3" if rng.random() < 0.4 else "wav"
+    parts = [f"gain {gain:+.1f} dB"]
+    parts += [f"low-pass {lowpass / 1000:.1f} kHz"] if lowpass else []
+    parts += [f"{rate / 1000:g} kHz"] if rate else []
+    parts += [codec]
+    return Variant(
+        f"aug{copy}", ", ".join(parts), sr=rate, channels=2 if rate == 44100 else 1, gain_db=gain, lowpass_hz=lowpass, codec=codec
+    )
 
 
 def get_variant(name: str) -> Variant:

@@ -140,7 +140,7 @@ def test_a_file_deleted_during_the_run_gets_a_failed_row(tmp_path):
     attrs = store_attrs(feature_set_name="tutorial", clip=Clip(), root=corpus)
     store = FeatureStore.create(out, attrs=attrs, n_features=498, rows_per_chunk=4)
     relpaths, genres = select(corpus, discover(corpus), None)
-    _plan(store, relpaths, genres, corpus)
+    _plan(store, relpaths, genres, corpus, augment=0)
     (corpus / relpaths[1]).unlink()
     assert featurize_block(out, 0, str(corpus), "tutorial", Clip(), retry_failed=False, file_timeout=60) == 3
     rows = store_rows(out)
@@ -240,3 +240,30 @@ def test_real_clips_match_the_reference(tmp_path, gtzan):
     ours = np.stack([rows[p][2] for p in sorted(rows)])
     reference = np.stack([tutorial_feature(corpus / p) for p in sorted(rows)])
     assert_within_spread(ours, reference)
+
+
+def test_augment_adds_reproducible_altered_copies_of_labelled_files(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=2, seconds=3)
+    first, second = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    for out in (first, second):
+        result = run_cli("featurize", corpus, "--out", out, "--workers", "2", "--augment", "2", "--features", "fast")
+        assert result.returncode == 0, result.stderr
+        assert "18 done, 0 failed" in result.stdout
+    a, b = FeatureStore.open(str(first)), FeatureStore.open(str(second))
+    order_a = np.lexsort((a.column("augment"), a.column("path")))
+    order_b = np.lexsort((b.column("augment"), b.column("path")))
+    np.testing.assert_array_equal(a.column("features")[order_a], b.column("features")[order_b])
+    paths, copies, features = a.column("path"), a.column("augment"), a.column("features")
+    assert sorted(copies.tolist()) == [0] * 6 + [1] * 6 + [2] * 6
+    for path in set(paths.tolist()):
+        rows = features[paths == path]
+        assert len(rows) == 3 and not np.allclose(rows[0], rows[1]) and not np.allclose(rows[1], rows[2])
+    assert (a.column("label")[copies > 0] >= 0).all()
+
+
+def test_unlabelled_files_get_no_altered_copies(tmp_path):
+    corpus = tmp_path / "loose"
+    synth.write(corpus / "a.wav", synth.tone(seconds=1))
+    out = tmp_path / "f.zarr"
+    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--augment", "3", "--features", "fast").returncode == 0
+    assert FeatureStore.open(str(out)).column("augment").tolist() == [0]
