@@ -19,7 +19,7 @@ from distributed import get_task_stream
 from batchgenre.cluster import connect
 from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
-from benchmarks.common import machine, parser
+from benchmarks.common import corpus_files, machine, parser
 
 
 def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
@@ -45,18 +45,32 @@ def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
     }
 
 
+def replicated(corpus: Path, copies: int, folder: Path) -> Path:
+    """``copies`` symlinked copies of every file of ``corpus`` under ``folder``, in the same genre layout."""
+    for f in corpus_files(corpus):
+        for k in range(copies):
+            target = folder / f.parent.name / f"{f.stem}.{k}{f.suffix}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(f)
+    return folder
+
+
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    p = parser(__doc__)
+    p.add_argument("--copies", type=int, default=1, help="featurize each file this many times (a bigger corpus)")
+    args = p.parse_args()
     if args.corpus is None:
         raise SystemExit("give --corpus or set BATCHGENRE_GTZAN")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("distributed").setLevel(logging.ERROR)
+    tmp = tempfile.TemporaryDirectory()
+    corpus = replicated(args.corpus, args.copies, Path(tmp.name)) if args.copies > 1 else args.corpus
     print(f"# {args.repeats} repeats, medians; {machine()}")
     print(f"{'set':<10} {'workers':>7} {'files':>6} {'files/s':>8} {'scaling':>8} {'efficiency':>10} {'start s':>8} {'sched. overhead':>16}")
     for name in FEATURE_SETS:
         one = None
         for workers in (1, 2):
-            r = run(args.corpus, workers=workers, feature_set=name, repeats=args.repeats)
+            r = run(corpus, workers=workers, feature_set=name, repeats=args.repeats)
             rate = r["files"] / r["wall"]
             one = one or rate
             print(
