@@ -96,9 +96,10 @@ def alter(y: np.ndarray, *, sr: int, variant: Variant) -> tuple[np.ndarray, int]
 
 
 def write_variant(y: np.ndarray, *, sr: int, variant: Variant, path: Path) -> Path:
-    """Write ``y`` (mono at ``sr``) altered by ``variant`` to ``path`` with the variant's extension."""
+    """Write ``y`` (mono at ``sr``) altered by ``variant`` to ``path`` plus the variant's extension."""
     altered, rate = alter(y, sr=sr, variant=variant)
-    path = Path(path).with_suffix("." + variant.codec)
+    path = Path(path)
+    path = path.with_name(f"{path.name}.{variant.codec}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if variant.codec == "mp3":
         _write_mp3(path, altered, sr=rate)
