@@ -48,7 +48,7 @@ def main() -> None:
     args = p.parse_args()
 
     from batchgenre.backend import seed_everything
-    from batchgenre.model import build_model, log_columns
+    from batchgenre.model import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -56,7 +56,6 @@ def main() -> None:
         made = time.perf_counter() - started
         index = np.arange(args.rows)
         labels = store.column("label").astype(np.int32)
-        columns = log_columns(store.attrs["feature_names"], ("melspectrogram",))
         seed_everything(0)
 
         def streamed():
@@ -64,7 +63,7 @@ def main() -> None:
 
         model = build_model(
             n_genres=10,
-            columns=columns,
+            feature_names=store.attrs["feature_names"],
             model=ModelConfig(),
             train=TrainConfig(batch_size=args.batch_size),
             adapt_data=stream(store, index, labels, batch_size=4096),

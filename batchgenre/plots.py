@@ -1,0 +1,102 @@
+"""Figures written to PNG: the confusion matrix, training curves, and one file's four tutorial features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, none opened
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(matrix: np.ndarray, genres: list[str], path: Path, *, title: str) -> None:
+    """Counts of true (rows) against predicted (columns) genres.
+
+    Parameters
+    ----------
+    matrix : np.ndarray [shape=(n, n), dtype=int]
+    """
+    plt = _pyplot()
+    n = len(genres)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 + 0.6 * n), max(4.0, 1.2 + 0.6 * n)), layout="constrained")
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="predicted genre", ylabel="true genre", title=title)
+    ax.set_xticklabels(genres, rotation=45, ha="right")
+    ax.set_yticklabels(genres)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black", fontsize=8)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ax.title.set_fontsize(9)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curves(saved: dict[str, list[float]], kept: int, path: Path, *, folds: list[tuple[dict, int]] = ()) -> None:
+    """Loss and accuracy per epoch on training and validation rows, with the epoch each fit kept.
+
+    ``saved`` is the history of the saved model's fit, drawn solid; each of ``folds``
+    (history, epoch kept) of a cross-validation is drawn faintly behind it.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    faint = max(0.12, min(0.5, 2.0 / max(len(folds), 1)))
+    fits = [(h, k, faint, None) for h, k in folds] + [(saved, kept, 1.0, "saved model, ")]
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for history, epoch, alpha, label in fits:
+            epochs = np.arange(1, len(history[metric]) + 1)
+            ax.plot(epochs, history[metric], color="C0", alpha=alpha, label=label and label + "training rows")
+            if f"val_{metric}" in history:
+                val = history[f"val_{metric}"]
+                ax.plot(epochs, val, color="C1", alpha=alpha, label=label and label + "validation rows")
+                if epoch <= len(val):
+                    ax.plot(epoch, val[epoch - 1], "o", color="C3", alpha=alpha, label=label and "epoch kept")
+        folds_note = f"; faint: the {len(folds)} cross-validation fits" if folds else ""
+        ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch{folds_note}")
+        ax.legend()
+    axes[0].set_yscale("log")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_features(path: Path, out: Path, *, sr: int = 22050, offset: float = 0.0, duration: float | None = 30.0) -> None:
+    """The tutorial's four features of one audio file, one panel each: MFCC, mel spectrogram (dB), chroma, tonnetz."""
+    import librosa
+    import librosa.display
+
+    from batchgenre.audio import load
+    from batchgenre.features import HOP_LENGTH, N_FFT, TUTORIAL, FeatureError
+
+    y = load(path, sr=sr, offset=offset, duration=duration)
+    if y.size < N_FFT:
+        raise FeatureError(f"{path}: too short to draw: {y.size} samples, one FFT frame needs {N_FFT}")
+    blocks = TUTORIAL.frames(y, sr)
+    plt = _pyplot()
+    fig, axes = plt.subplots(4, 1, figsize=(10, 12), sharex=True, layout="constrained")
+    panels = [
+        (blocks["mfcc"], None, "MFCC (20 coefficients)", "coefficient"),
+        (librosa.power_to_db(blocks["melspectrogram"], ref=np.max), "mel", "mel spectrogram (dB)", None),
+        (blocks["chroma_stft"], "chroma", "chromagram (chroma_stft)", None),
+        (blocks["tonnetz"], "tonnetz", "tonal centroids (tonnetz)", None),
+    ]
+    for ax, (values, y_axis, title, ylabel) in zip(axes, panels):
+        image = librosa.display.specshow(values, sr=sr, hop_length=HOP_LENGTH, x_axis="time", y_axis=y_axis, ax=ax)
+        fig.colorbar(image, ax=ax, format="%+2.0f dB" if y_axis == "mel" else None)
+        ax.set_title(title)
+        if ylabel:
+            ax.set_ylabel(ylabel)
+    n_mfcc = len(blocks["mfcc"])
+    axes[0].set_yticks(np.arange(0, n_mfcc, 5) + 0.5, labels=[str(i) for i in range(0, n_mfcc, 5)])
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(Path(path).name)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,93 @@
+"""Training configs: defaults for every key, errors that name the key, overrides, and the shipped configs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from batchgenre import config
+from batchgenre.errors import BatchgenreError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write(tmp_path: Path, text: str, name: str = "run.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_an_empty_config_takes_every_default(tmp_path):
+    loaded = config.load(write(tmp_path, "", name="my_run.toml"))
+    assert dataclasses.replace(loaded, source="<defaults>", output=config.OutputConfig()) == config.Config()
+    assert loaded.output.dir == str(Path("runs") / "my_run")
+    assert loaded.model.hidden_layers == (300, 200) and loaded.train.optimizer == "rmsprop"
+    assert loaded.train.loss == "sparse_categorical_crossentropy"
+
+
+def test_the_shipped_configs_are_the_tutorial_and_all_ten_genres():
+    three = config.load(CONFIGS / "three_genres.toml")
+    assert three.data.genres == ("reggae", "classical", "rock")
+    assert (three.split.train, three.split.validation, three.split.test) == (0.6, 0.2, 0.2)
+    assert three.model.hidden_layers == (300, 200) and three.model.activation == "relu"
+    assert (three.train.optimizer, three.train.loss, three.train.epochs) == ("rmsprop", "sparse_categorical_crossentropy", 64)
+    assert three.output.dir == "runs/three_genres" and three.data.store == "features.zarr"
+    everything = config.load(CONFIGS / "all_genres.toml")
+    assert len(everything.data.genres) == 10 and everything.output.dir == "runs/all_genres"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[model]\nhidden_layers = 'abc'", "[model] hidden_layers must be a list of positive integers, like [300, 200], got 'abc'"),
+        ("[model]\nhidden_layers = [300, 0]", "[model] hidden_layers must be a list of positive integers"),
+        ("[model]\nhiden_layers = [30]", "unknown key [model] hiden_layers (did you mean hidden_layers?)"),
+        ("[modle]\nhidden_layers = [30]", "unknown table [modle] (did you mean model?)"),
+        ("[train]\noptimizer = 'adamw'", "[train] optimizer must be one of rmsprop, adam, sgd, got 'adamw'"),
+        ("[train]\nepochs = 0", "[train] epochs must be an integer of at least 1, got 0"),
+        ("[train]\nepochs = 6.5", "[train] epochs must be an integer of at least 1, got 6.5"),
+        ("[train]\nrefit = 'yes'", "[train] refit must be true or false, got 'yes'"),
+        ("[train]\nlearning_rate = -1", "[train] learning_rate must be a positive number, got -1"),
+        ("[split]\ntrain = 1.5", "[split] train must be a number between 0 and 1, got 1.5"),
+        ("[split]\ntrain = 0.7", "[split] train, validation and test must add up to 1, got 0.7 + 0.2 + 0.2 = 1.1"),
+        ("[split]\nfolds = 1", "[split] folds must be 0 (one split) or a number of folds of at least 2, got 1"),
+        ("[data]\ngenres = []", '[data] genres must be "all" or a list of distinct genre names'),
+        ("[data]\ngenres = ['rock', 'rock']", '[data] genres must be "all" or a list of distinct genre names'),
+        ("[data]\nfeature_set = 'mfcc'", "[data] feature_set must be one of tutorial"),
+        ("[model]\nlog_blocks = ['mel']", "[model] log_blocks must name blocks of feature set 'tutorial'"),
+        ("[model]\nsummaries = ['mean', 'median']", "[model] summaries must be a list of distinct summaries from mean, min, max"),
+        ("[split]\nvalidation = 0\ntrain = 0.8\n[train]\nearly_stopping_patience = 5", "early_stopping_patience needs validation rows"),
+        ("model = 3", "model must be a table, written [model]"),
+        ("[model\n", "not valid TOML"),
+    ],
+)
+def test_a_wrong_key_or_value_is_refused_naming_the_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(BatchgenreError) as caught:
+        config.load(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_missing_config_file_is_named(tmp_path):
+    with pytest.raises(BatchgenreError, match="no such config file"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_command_line_flags_override_the_file(tmp_path):
+    loaded = config.load(write(tmp_path, "[split]\nseed = 1\nfolds = 0\n[train]\nepochs = 64"))
+    changed = config.with_overrides(loaded, store="other.zarr", out="runs/x", seed=7, folds=5, repeats=2, epochs=3)
+    assert (changed.data.store, changed.output.dir) == ("other.zarr", "runs/x")
+    assert (changed.split.seed, changed.split.folds, changed.split.repeats, changed.train.epochs) == (7, 5, 2, 3)
+    assert config.with_overrides(loaded) == loaded
+    with pytest.raises(BatchgenreError, match="--folds must be 0 \\(one split\\) or a number of folds of at least 2, got 1"):
+        config.with_overrides(loaded, folds=1)
+
+
+def test_the_resolved_config_reads_back_equal(tmp_path):
+    original = config.with_overrides(config.load(CONFIGS / "three_genres.toml"), seed=11, folds=5)
+    again = config.load(write(tmp_path, config.to_toml(original)))
+    assert dataclasses.replace(again, source=original.source) == original

@@ -1,0 +1,193 @@
+"""Seeded stratified splits of a store's rows, and the tf.data stream that feeds them to Keras."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchgenre.dataset import cross_validation, final_split, read_features, select_rows, split_rows, stream
+from batchgenre.errors import BatchgenreError
+from batchgenre.features import get_feature_set
+from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore
+
+TUTORIAL = get_feature_set("tutorial")
+
+
+def make_store(
+    url: Path,
+    *,
+    genres: tuple[str, ...] = ("low", "high", "noise"),
+    per_genre: int = 20,
+    rows_per_chunk: int = 7,
+    failed: tuple[int, ...] = (),
+    feature_set: str = "tutorial",
+    copies: int = 0,
+    seed: int = 0,
+) -> FeatureStore:
+    """A store of separable tutorial-shaped vectors, written as featurize writes them (block by block).
+
+    Files alternate genres; each file's row is followed by ``copies`` rows of augmented copies,
+    as featurize --augment plans them. Column 0 holds the store row number, so a test can tell
+    rows apart; each genre shifts its chroma columns and raises its mel powers by a factor of 100.
+    ``failed`` are store row numbers.
+    """
+    fs = get_feature_set(feature_set)
+    rng = np.random.default_rng(seed)
+    files = per_genre * len(genres)
+    n = files * (1 + copies)
+    labels = np.repeat(np.arange(files) % len(genres), 1 + copies)
+    augment = np.tile(np.arange(1 + copies), files)
+    paths = [f"{genres[g]}/{i // (1 + copies):05d}.wav" for i, g in enumerate(labels)]
+    features = rng.normal(size=(n, fs.size)).astype(np.float32)
+    features[:, 1:36] += 2.0 * labels[:, None]
+    mel = np.array([name.startswith("melspectrogram.") for name in fs.names])
+    features[:, mel] = 10.0 ** (features[:, mel] + 2.0 * labels[:, None] - 4)
+    features[:, 0] = np.arange(n)
+    status = np.full(n, DONE, dtype=np.uint8)
+    status[list(failed)] = FAILED
+    features[status == FAILED] = np.nan
+    attrs = {
+        "feature_set": fs.name,
+        "feature_params": fs.params,
+        "feature_names": fs.names,
+        "sample_rate": 22050,
+        "offset": 0.0,
+        "duration": 30.0,
+        "root": "/synthetic",
+        "genres": list(genres),
+    }
+    store = FeatureStore.create(str(url), attrs=attrs, n_features=fs.size, rows_per_chunk=rows_per_chunk)
+    store.append_rows(paths, labels.tolist(), augment.tolist())
+    for block in range(store.n_blocks):
+        start, stop = store.block_bounds(block)
+        error = np.where(status[start:stop] == FAILED, "silent", "").astype(object)
+        store.write_block(block, BlockRows(features[start:stop], status[start:stop], error))
+    return store
+
+
+@pytest.fixture
+def store(tmp_path) -> FeatureStore:
+    return make_store(tmp_path / "f.zarr", failed=(4, 31))
+
+
+def test_rows_are_the_done_rows_of_the_configured_genres_labelled_in_config_order(store):
+    rows = select_rows(store, genres=["noise", "low"])
+    assert rows.genres == ["noise", "low"]
+    expected = [i for i in range(60) if i % 3 in (0, 2) and i not in (4, 31)]
+    assert rows.index.tolist() == expected
+    assert rows.label.tolist() == [0 if i % 3 == 2 else 1 for i in expected]
+    assert select_rows(store, genres="all").genres == ["low", "high", "noise"]
+
+
+def test_a_genre_without_rows_is_refused_by_name(store, tmp_path):
+    with pytest.raises(BatchgenreError, match="no featurized rows of genre 'jazz'; the genres it holds .*low \\(20\\), high \\(18\\)"):
+        select_rows(store, genres=["low", "jazz"])
+    all_failed = make_store(tmp_path / "g.zarr", per_genre=2, failed=(1, 4))
+    with pytest.raises(BatchgenreError, match="no featurized rows of genre 'high'"):
+        select_rows(all_failed, genres=["low", "high"])
+    assert select_rows(all_failed, genres="all").genres == ["low", "noise"]  # "all" means the genres it has
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_a_split_is_seeded_stratified_disjoint_and_complete(store, seed):
+    rows = select_rows(store, genres="all")
+    split = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=seed)
+    parts = [split.train, split.validation, split.test]
+    assert sorted(np.concatenate(parts).tolist()) == rows.index.tolist()
+    assert [len(p) for p in parts] == [34, 12, 12]
+    share = np.bincount(rows.label) / len(rows.label)
+    for part in parts:
+        counts = np.bincount(rows.labels_of(part), minlength=3)
+        assert np.all(np.abs(counts - share * len(part)) <= 1)  # stratified: every genre in proportion
+        assert np.all(np.diff(part) > 0)
+    again = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=seed)
+    assert all(np.array_equal(a, b) for a, b in zip(parts, [again.train, again.validation, again.test]))
+    other = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=seed + 100)
+    assert not np.array_equal(split.test, other.test)
+
+
+@pytest.mark.parametrize("folds, repeats", [(2, 1), (3, 2), (5, 3)])
+def test_repeated_k_fold_tests_every_row_once_per_repeat(store, folds, repeats):
+    rows = select_rows(store, genres="all")
+    splits = cross_validation(rows, folds=folds, repeats=repeats, validation=0.25, seed=3)
+    assert len(splits) == folds * repeats
+    tested = np.concatenate([s.test for s in splits])
+    assert np.array_equal(np.bincount(tested, minlength=60)[rows.index], np.full(len(rows.index), repeats))
+    for s in splits:
+        assert not set(s.train) & set(s.validation) and not set(s.train) & set(s.test) and not set(s.validation) & set(s.test)
+        assert len(s.train) + len(s.validation) + len(s.test) == len(rows.index)
+    final = final_split(rows, validation=0.25, seed=3)
+    assert len(final.test) == 0 and sorted(np.concatenate([final.train, final.validation])) == rows.index.tolist()
+
+
+def test_too_few_rows_of_a_genre_for_the_folds_is_refused(tmp_path):
+    rows = select_rows(make_store(tmp_path / "f.zarr", per_genre=3), genres="all")
+    with pytest.raises(BatchgenreError, match="genre 'low' has 3 featurized rows, too few for 5-fold cross-validation"):
+        cross_validation(rows, folds=5, repeats=1, validation=0.25, seed=0)
+
+
+def test_augmented_copies_follow_their_source_and_are_never_scored(tmp_path):
+    store = make_store(tmp_path / "f.zarr", per_genre=10, copies=2, failed=(3, 7))  # 7: a copy of file 2
+    rows = select_rows(store, genres="all")
+    assert rows.index.tolist() == [i for i in range(0, 90, 3) if i != 3]  # sources only; file 1 failed
+    assert 4 not in rows.copies and 5 not in rows.copies and 7 not in rows.copies  # file 1's copies have no source
+    assert len(rows.copies) == 2 * 29 - 1
+    np.testing.assert_array_equal(rows.copy_of, rows.copies - (rows.copies % 3))
+    np.testing.assert_array_equal(rows.labels_of(rows.copies), rows.labels_of(rows.copy_of))
+    for split in cross_validation(rows, folds=3, repeats=2, validation=0.25, seed=0):
+        fit = rows.fit_rows(split.train)
+        assert set(fit) == set(split.train) | {c for c, s in zip(rows.copies, rows.copy_of) if s in split.train}
+        scored = set(split.validation) | set(split.test)
+        assert not scored & set(rows.copies) and not {s for s in rows.copy_of[np.isin(rows.copies, fit)]} & scored
+
+
+def epoch_rows(dataset) -> list[np.ndarray]:
+    """Column 0 (the row number) of every batch of one pass."""
+    return [x[:, 0].astype(int) for x, _ in dataset.as_numpy_iterator()]
+
+
+@pytest.mark.parametrize("rows_per_chunk, batch_size, buffer", [(7, 5, 1024), (4, 16, 3), (64, 1, 10), (1, 8, 8)])
+def test_the_stream_yields_each_training_row_exactly_once_per_epoch(tmp_path, rows_per_chunk, batch_size, buffer):
+    store = make_store(tmp_path / "f.zarr", rows_per_chunk=rows_per_chunk, failed=(4, 31))
+    rows = select_rows(store, genres="all")
+    train = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0).train
+    dataset = stream(store, train, rows.labels_of(train), batch_size=batch_size, shuffle_seed=5, shuffle_buffer=buffer)
+    orders = []
+    for _ in range(3):
+        batches = epoch_rows(dataset)
+        seen = np.concatenate(batches)
+        assert sorted(seen.tolist()) == train.tolist()  # every row, once
+        assert all(len(b) <= batch_size for b in batches) and len(batches) == -(-len(train) // batch_size)
+        orders.append(seen)
+    assert not np.array_equal(orders[0], orders[1])  # shuffled anew every epoch
+    fresh = stream(store, train, rows.labels_of(train), batch_size=batch_size, shuffle_seed=5, shuffle_buffer=buffer)
+    assert np.array_equal(np.concatenate(epoch_rows(fresh)), orders[0])  # and the same way for the same seed
+
+
+def test_the_stream_carries_the_right_labels_and_features(store):
+    rows = select_rows(store, genres=["noise", "high"])
+    dataset = stream(store, rows.index, rows.label, batch_size=4, shuffle_seed=1)
+    for x, y in dataset.as_numpy_iterator():
+        assert np.array_equal(y, rows.labels_of(x[:, 0].astype(int)))
+    in_order = np.concatenate([x for x, _ in stream(store, rows.index, rows.label, batch_size=4).as_numpy_iterator()])
+    assert np.array_equal(in_order, read_features(store, rows.index))
+    assert np.array_equal(in_order[:, 0].astype(int), rows.index)
+
+
+def test_the_stream_reads_only_the_chunks_that_hold_its_rows(store, monkeypatch):
+    import zarr
+
+    read = []
+    original = zarr.Array.__getitem__
+
+    def spy(self, selection):
+        if self.path.endswith("features"):
+            read.append((selection.start, selection.stop))
+        return original(self, selection)
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", spy)
+    index = np.array([0, 1, 15, 16, 20])  # chunks 0, 2 (14-20) only
+    list(stream(store, index, np.zeros(5, dtype=np.int32), batch_size=2).as_numpy_iterator())
+    assert sorted(read) == [(0, 7), (14, 21)]

@@ -1,0 +1,221 @@
+"""Training from the store: outputs, honest figures beside the baseline, determinism, bad input, the real CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchgenre import cli, config
+from batchgenre.dataset import read_features, select_rows, split_rows
+from batchgenre.errors import BatchgenreError
+from tests import synth
+from tests.conftest import run_cli
+from tests.test_dataset import make_store
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+OUTPUTS = ("model.keras", "metrics.json", "confusion.png", "training.png", "config.toml")
+
+
+def make_config(store: Path, out: Path, **tables) -> config.Config:
+    raw = {"data": {"store": str(store)}, "train": {"epochs": 12}, "output": {"dir": str(out)}}
+    for table, values in tables.items():
+        raw[table] = {**raw.get(table, {}), **values}
+    return config.from_dict(raw, source="test.toml")
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory) -> Path:
+    url = tmp_path_factory.mktemp("store") / "f.zarr"
+    make_store(url, per_genre=20, failed=(4,))
+    return url
+
+
+@pytest.fixture(scope="module")
+def one_split(separable, tmp_path_factory):
+    from batchgenre.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "split"
+    cfg = make_config(separable, out)
+    return cfg, train(cfg)
+
+
+def test_one_split_learns_separable_genres_and_writes_every_output(one_split):
+    cfg, report = one_split
+    metrics = json.loads((report.run_dir / "metrics.json").read_text())
+    assert all((report.run_dir / name).stat().st_size > 0 for name in OUTPUTS)
+    assert metrics["accuracy"] >= 0.9 and metrics["baseline"]["accuracy"] >= 0.9
+    assert metrics["split_sizes"] == {"train": 35, "validation": 12, "test": 12}
+    assert set(metrics["per_genre"]) == {"low", "high", "noise"}
+    assert set(metrics["per_genre"]["low"]) == {"precision", "recall", "f1", "support"}
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 12
+    assert metrics["seed"] == 0 and {"tensorflow", "keras", "scikit-learn", "zarr", "numpy"} <= set(metrics["versions"])
+    assert config.load(report.run_dir / "config.toml").data.store == cfg.data.store
+
+
+def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
+    import keras
+
+    from batchgenre.model import check_features, load_model
+    from batchgenre.store import FeatureStore
+
+    cfg, report = one_split
+    model, metadata = load_model(report.run_dir / "model.keras")
+    assert metadata["genres"] == ["low", "high", "noise"] and metadata["feature_set"] == "tutorial"
+    assert metadata["sample_rate"] == 22050 and len(metadata["feature_names"]) == 498
+    assert metadata["metrics"]["accuracy"] == report.metrics["accuracy"]
+    check_features(metadata)
+    keras.saving.load_model(report.run_dir / "model.keras", safe_mode=True)  # plain Keras reads it too
+
+    store = FeatureStore.open(str(separable))
+    rows = select_rows(store, genres="all")
+    split = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0)
+    raw = read_features(store, split.test)  # as the store holds them: no scaling, no log
+    predicted = model.predict(raw, verbose=0).argmax(axis=1)
+    assert np.mean(predicted == rows.labels_of(split.test)) == report.metrics["accuracy"]
+
+    # Standardised with statistics of the training rows alone, after log10 of the mel block,
+    # on the mean and max summaries.
+    train = read_features(store, split.train).astype(np.float64)
+    names = metadata["feature_names"]
+    mel = [i for i, n in enumerate(names) if n.startswith("melspectrogram.")]
+    train[:, mel] = np.log10(train[:, mel])
+    kept = [i for i, n in enumerate(names) if n.split(".")[1] in ("mean", "max")]
+    mean = model.get_layer("standardise").adapt_mean.numpy()
+    np.testing.assert_allclose(mean, train[:, kept].mean(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly(separable, tmp_path):
+    from batchgenre.train import summary_table, train
+
+    runs = [
+        train(make_config(separable, tmp_path / name, split={"folds": 2, "repeats": 2, "seed": 5}, train={"epochs": 6}))
+        for name in ("a", "b")
+    ]
+    metrics = runs[0].metrics
+    assert metrics["accuracy_mean"] >= 0.9 and len(metrics["accuracy_folds"]) == 4
+    lo, hi = metrics["accuracy_ci95"]
+    assert lo <= metrics["accuracy_mean"] <= hi and metrics["accuracy_std"] >= 0
+    assert {"accuracy_mean", "accuracy_std", "accuracy_ci95", "accuracy_folds"} <= set(metrics["baseline"])
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 2 * 59  # every row tested once per repeat
+    assert len(metrics["split_sizes"]["folds"]) == 4 and metrics["split_sizes"]["saved_model"]["test"] == 0
+    table = summary_table(metrics)
+    assert "baseline" in table and "95% interval" in table and "noise" in table
+
+    # The same config and seed: the same folds, the same figures, the same saved model.
+    again = runs[1].metrics
+    assert again["accuracy_folds"] == metrics["accuracy_folds"]
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    assert again["baseline"]["accuracy_folds"] == metrics["baseline"]["accuracy_folds"]
+    weights = [zipfile.ZipFile(r.run_dir / "model.keras").read("model.weights.h5") for r in runs]
+    assert weights[0] == weights[1]
+
+
+def test_a_failed_row_is_left_out(separable, one_split):
+    _, report = one_split
+    assert report.metrics["rows"] == 59  # 60 planned, row 4 failed
+
+
+def test_augmented_copies_are_trained_on_but_never_scored(tmp_path):
+    from batchgenre.train import train
+
+    store = make_store(tmp_path / "f.zarr", per_genre=10, copies=2)
+    metrics = train(make_config(store.url, tmp_path / "run", train={"epochs": 3})).metrics
+    assert metrics["rows"] == 30 and metrics["augmented_copies"] == 60
+    assert metrics["split_sizes"] == {"train": 18, "validation": 6, "test": 6}  # files, not rows
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 6
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing store", "nowhere.zarr: no feature store there; make one with `batchgenre featurize`"),
+        ("audio folder as store", "a folder, but not a feature store; to featurize it first, set [data] audio"),
+        ("genre without rows", "no featurized rows of genre 'jazz'"),
+        ("other feature set", "fast.zarr holds feature set 'fast', but "),
+        ("typo", "run.toml: unknown key [train] epoch (did you mean epochs?)"),
+        ("run folder exists", "the run folder exists; pass --force to write over it"),
+        ("bad flag value", "--folds must be 0 (one split) or a number of folds of at least 2, got 1"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path, capsys, separable, case, message):
+    store, args = str(separable), []
+    text = "[data]\ngenres = ['low', 'high']\n"
+    if case == "missing store":
+        store = str(tmp_path / "nowhere.zarr")
+    elif case == "audio folder as store":
+        store = str(synth.write(tmp_path / "music" / "rock" / "a.wav", synth.tone(seconds=0.5)).parents[1])
+    elif case == "genre without rows":
+        text = "[data]\ngenres = ['low', 'jazz']\n"
+    elif case == "other feature set":
+        store = str(make_store(tmp_path / "fast.zarr", per_genre=2, feature_set="fast").url)
+    elif case == "typo":
+        text += "[train]\nepoch = 3\n"
+    elif case == "run folder exists":
+        (tmp_path / "run").mkdir()
+    elif case == "bad flag value":
+        args = ["--folds", "1"]
+    (tmp_path / "run.toml").write_text(text)
+    status = cli.main(["train", str(tmp_path / "run.toml"), "--store", store, "--out", str(tmp_path / "run"), *args])
+    err = capsys.readouterr().err.strip()
+    assert status != 0
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_file_that_is_not_a_batchgenre_model_is_named(tmp_path):
+    from batchgenre.model import check_features, load_model
+
+    with pytest.raises(BatchgenreError, match="no model there"):
+        load_model(tmp_path / "missing.keras")
+    (tmp_path / "text.keras").write_text("hello")
+    with zipfile.ZipFile(tmp_path / "plain.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+    for name in ("text.keras", "plain.keras"):
+        with pytest.raises(BatchgenreError, match="not a batchgenre model"):
+            load_model(tmp_path / name)
+    with pytest.raises(BatchgenreError, match="trained on feature set 'tutorial' with feature_params"):
+        check_features({"feature_set": "tutorial", "feature_params": {"n_fft": 4096}, "feature_names": []})
+
+
+def test_plot_features_draws_a_png(tmp_path, capsys):
+    from matplotlib.image import imread
+
+    audio = synth.write(tmp_path / "tone.wav", synth.tone(freq=440, seconds=3))
+    assert cli.main(["plot-features", str(audio), "--out", str(tmp_path / "tone.png")]) == 0
+    height, width, _ = imread(tmp_path / "tone.png").shape
+    assert height > width > 500
+
+
+@pytest.mark.slow
+def test_the_real_command_line_trains_on_a_featurized_generated_corpus(tmp_path):
+    """featurize (real Dask cluster) then train, both as a user types them."""
+    for i in range(8):
+        synth.write(tmp_path / "audio" / "low" / f"low.{i:05d}.wav", synth.tone(freq=100 + 15 * i, seconds=3))
+        synth.write(tmp_path / "audio" / "high" / f"high.{i:05d}.wav", synth.tone(freq=2000 + 150 * i, seconds=3))
+        synth.write(tmp_path / "audio" / "noise" / f"noise.{i:05d}.wav", synth.noise(seconds=3, seed=i, amplitude=0.2))
+    done = run_cli("featurize", tmp_path / "audio", "--out", tmp_path / "f.zarr", "--workers", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "run.toml").write_text('[data]\ngenres = ["low", "high", "noise"]\n[split]\nfolds = 3\nrepeats = 1\n')
+    trained = run_cli("train", "run.toml", "--store", "f.zarr", "--epochs", "20", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "baseline" in trained.stdout and "-> runs/run" in trained.stdout
+    metrics = json.loads((tmp_path / "runs" / "run" / "metrics.json").read_text())
+    assert metrics["accuracy_mean"] >= 0.9 and metrics["rows"] == 24
+    assert (tmp_path / "runs" / "run" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_real_clips_featurized_by_train_itself(gtzan, tmp_path):
+    """The shipped three-genre config on the real clips, its audio folder featurized first; 3 folds x 1 repeat."""
+    from batchgenre.train import train
+
+    shipped = config.load(CONFIGS / "three_genres.toml")
+    cfg = config.with_overrides(shipped, store=str(tmp_path / "f.zarr"), out=str(tmp_path / "run"), folds=3, repeats=1)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, audio=str(gtzan)))
+    metrics = train(cfg).metrics
+    assert metrics["rows"] == 31
+    assert metrics["accuracy_mean"] >= 0.9 and metrics["baseline"]["accuracy_mean"] >= 0.9
