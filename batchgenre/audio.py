@@ -346,17 +346,15 @@ class _SoundfileSource:
             return
         if start:
             f.seek(start)
-        remaining = -1 if stop is None else stop - start
-        while remaining:
-            n = remaining if block_frames is None or 0 < remaining < block_frames else block_frames
+        remaining = (f.frames if stop is None else min(stop, f.frames)) - start
+        while remaining > 0:
+            # Never read at the end of the file: libmpg123 reports a bogus frame error there.
+            n = remaining if block_frames is None else min(remaining, block_frames)
             y = f.read(n, dtype="float32", always_2d=True)
             if not len(y):
                 return
             yield _downmix(y)
-            if remaining > 0:
-                remaining -= len(y)
-            if block_frames is None:
-                return
+            remaining -= len(y)
 
 
 class _AvSource:

@@ -262,15 +262,14 @@ def _print_failures(failed: list[tuple[str, str]], *, where: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from batchgenre.demo import make_corpus
-    from batchgenre.featurize import featurize
+    from batchgenre.demo import run_demo
 
-    audio = args.dir / "audio"
-    files = make_corpus(audio)
-    log.info("demo corpus: %d generated clips in %s", len(files), audio)
-    summary = featurize(audio, out=str(args.dir / "features.zarr"), workers=args.workers, scheduler=args.scheduler)
-    print(f"features: {summary.store} ({summary.done} done, {len(summary.failed)} failed)")
-    return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
+    report = run_demo(args.dir, workers=args.workers, scheduler=args.scheduler)
+    print(f"features:  {report.store}")
+    print(f"model:     {report.run_dir / 'model.keras'} (test accuracy {report.test_accuracy:.2f})")
+    print(f"plots:     {report.run_dir / 'confusion.png'}, {report.run_dir / 'training.png'}")
+    print(f"results:   {report.results} ({report.new_music_accuracy:.0%} of the unseen clips right)")
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,8 +68,11 @@ class Sandbox:
     def _running(self) -> subprocess.Popen:
         if self._process is not None and self._process.poll() is None:
             return self._process
+        # Decoders write their complaints (libmpg123's resync notes, say) straight to stderr, once
+        # per file over a whole corpus; the reasons that matter come back through the pipe instead.
         process = subprocess.Popen(
-            [sys.executable, "-m", "batchgenre.sandbox"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0
+            [sys.executable, "-m", "batchgenre.sandbox"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
         )
         try:
             status, _ = _receive(process.stdout.fileno(), timeout=STARTUP_TIMEOUT)
