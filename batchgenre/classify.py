@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
 
@@ -191,7 +192,7 @@ def classify_dir(
             started = time.time()
             futures = {
                 client.submit(
-                    classify_block, str(root), block, metadata["feature_set"], metadata["sample_rate"], windows,
+                    classify_block, str(root), block, metadata["feature_set"], SAMPLE_RATE, windows,
                     file_timeout=file_timeout, pure=False,
                 ): block
                 for block in blocks
@@ -248,7 +249,7 @@ def classify_one(source: str, *, model_path: Path | None, windows: Windows = Win
 
 def _classify_path(path: Path, model, metadata: dict, windows: Windows, *, name: str) -> dict:
     started = time.perf_counter()
-    item = file_windows(path, name=name, feature_set=metadata["feature_set"], sr=metadata["sample_rate"], windows=windows)
+    item = file_windows(path, name=name, feature_set=metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
     probabilities = _probabilities(model, item.features) if item.features is not None else None
     log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
     return result_row(item, metadata["genres"], probabilities)

@@ -186,11 +186,11 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def _summaries(value: Any) -> tuple[str, ...]:
-    from batchgenre.features import SUMMARIES
+    from batchgenre.features import SUMMARY_FUNCTIONS
 
-    ok = isinstance(value, list) and value and all(v in SUMMARIES for v in value) and len(set(value)) == len(value)
+    ok = isinstance(value, list) and value and all(v in SUMMARY_FUNCTIONS for v in value) and len(set(value)) == len(value)
     if not ok:
-        raise _Bad(f"must be a list of distinct summaries from {', '.join(SUMMARIES)}, like [\"mean\", \"max\"]")
+        raise _Bad(f"must be a list of distinct summaries from {', '.join(SUMMARY_FUNCTIONS)}, like [\"mean\", \"max\"]")
     return tuple(value)
 
 

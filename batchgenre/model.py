@@ -184,13 +184,14 @@ def check_features(metadata: dict[str, Any], *, source: str = "the model") -> No
     Its feature set must exist here, with the same parameters and the same value names in the
     same order; the message says what differs.
     """
+    from batchgenre.audio import SAMPLE_RATE
     from batchgenre.features import get_feature_set
 
     name = metadata.get("feature_set")
     if not isinstance(name, str):
         raise BatchgenreError(f"{source} does not say which feature set it was trained on")
     fs = get_feature_set(name)
-    for key, here in (("feature_params", fs.params), ("feature_names", fs.names)):
+    for key, here in (("sample_rate", SAMPLE_RATE), ("feature_params", fs.params), ("feature_names", fs.names)):
         if _normal(metadata.get(key)) != _normal(here):
             raise BatchgenreError(
                 f"{source} was trained on feature set {name!r} with {key}={_short(metadata.get(key))}, "
