@@ -20,14 +20,23 @@ EXIT_USAGE = 2  # a bad command line or unusable input: one line on stderr says 
 EXIT_SOME_FAILED = 3  # the run finished, but some files failed; they are listed
 
 
-def _workers(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+def _whole_number(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``, refused in words otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {n}")
+        return n
+
+    return parse
+
+
+_positive = _whole_number(1)
+_count = _whole_number(0)
 
 
 def _seconds(text: str) -> float:
@@ -56,7 +65,7 @@ def _genre_list(text: str) -> list[str]:
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("cluster")
-    group.add_argument("--workers", type=_workers, default=2, help="local worker processes, one thread each (default 2)")
+    group.add_argument("--workers", type=_positive, default=2, help="local worker processes, one thread each (default 2)")
     group.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     group.add_argument(
         "--file-timeout", type=_positive_seconds, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
@@ -133,16 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
-    return n
-
-
 def _add_train_commands(commands) -> None:
     p = commands.add_parser("train", help="train a genre classifier on a feature store, as a TOML config says")
     p.add_argument("config", type=Path, help="the run's config, e.g. configs/three_genres.toml")
@@ -150,8 +149,8 @@ def _add_train_commands(commands) -> None:
     p.add_argument("--out", help="the run folder to write (overrides [output] dir)")
     p.add_argument("--seed", type=_count, help="seed of the splits and the model (overrides [split] seed)")
     p.add_argument("--folds", type=_count, help="K of repeated stratified K-fold cross-validation; 0: one split")
-    p.add_argument("--repeats", type=_workers, help="repeats of the cross-validation (overrides [split] repeats)")
-    p.add_argument("--epochs", type=_workers, help="most epochs to train (overrides [train] epochs)")
+    p.add_argument("--repeats", type=_positive, help="repeats of the cross-validation (overrides [split] repeats)")
+    p.add_argument("--epochs", type=_positive, help="most epochs to train (overrides [train] epochs)")
     p.add_argument("--force", action="store_true", help="write over an existing run folder")
     p.set_defaults(run=_train)
 
