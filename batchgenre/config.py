@@ -110,8 +110,8 @@ def _integer(minimum: int) -> Callable[[Any], int]:
 
 def _fraction(*, allow_zero: bool) -> Callable[[Any], float]:
     def check(value: Any) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (0 <= value < 1 if allow_zero else 0 < value < 1)
-        if not ok:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (0 <= value < 1 if allow_zero else 0 < value < 1):
             raise _Bad("must be a number from 0 up to 1" if allow_zero else "must be a number between 0 and 1")
         return float(value)
 
@@ -188,9 +188,10 @@ def _names(value: Any) -> tuple[str, ...]:
 def _summaries(value: Any) -> tuple[str, ...]:
     from batchgenre.features import SUMMARY_FUNCTIONS
 
-    ok = isinstance(value, list) and value and all(v in SUMMARY_FUNCTIONS for v in value) and len(set(value)) == len(value)
-    if not ok:
-        raise _Bad(f"must be a list of distinct summaries from {', '.join(SUMMARY_FUNCTIONS)}, like [\"mean\", \"max\"]")
+    known = ", ".join(SUMMARY_FUNCTIONS)
+    ok = isinstance(value, list) and value and all(v in SUMMARY_FUNCTIONS for v in value)
+    if not ok or len(set(value)) != len(value):
+        raise _Bad(f'must be a list of distinct summaries from {known}, like ["mean", "max"]')
     return tuple(value)
 
 
@@ -264,16 +265,17 @@ def from_dict(raw: dict[str, Any], *, source: str = "<config>") -> Config:
     tables = {}
     for table, values in raw.items():
         if table not in _CHECKS:
-            raise BatchgenreError(f"{source}: unknown table [{table}]{_did_you_mean(table, _CHECKS)}; the tables are {_listed(_CHECKS)}")
+            raise BatchgenreError(
+                f"{source}: unknown table [{table}]{_did_you_mean(table, _CHECKS)}; the tables are {_listed(_CHECKS)}"
+            )
         if not isinstance(values, dict):
             raise BatchgenreError(f"{source}: {table} must be a table, written [{table}]")
         checks = _CHECKS[table]
         checked = {}
         for key, value in values.items():
             if key not in checks:
-                raise BatchgenreError(
-                    f"{source}: unknown key [{table}] {key}{_did_you_mean(key, checks)}; [{table}] takes {_listed(checks)}"
-                )
+                suggestion = _did_you_mean(key, checks)
+                raise BatchgenreError(f"{source}: unknown key [{table}] {key}{suggestion}; [{table}] takes {_listed(checks)}")
             try:
                 checked[key] = checks[key](value)
             except _Bad as bad:
@@ -327,13 +329,22 @@ def _check_together(config: Config) -> None:
             f"got {split.train:g} + {split.validation:g} + {split.test:g} = {total:g}"
         )
     if config.train.early_stopping_patience and not split.validation:
-        raise BatchgenreError(f"{src}: [train] early_stopping_patience needs validation rows: set [split] validation above 0")
-    blocks = [name for name, _ in get_feature_set(config.data.feature_set).blocks]
+        raise BatchgenreError(
+            f"{src}: [train] early_stopping_patience needs validation rows: set [split] validation above 0"
+        )
+    fs = get_feature_set(config.data.feature_set)
+    blocks = [name for name, _ in fs.blocks]
     for name in config.model.log_blocks:
         if name not in blocks:
             raise BatchgenreError(
-                f"{src}: [model] log_blocks must name blocks of feature set {config.data.feature_set!r} "
+                f"{src}: [model] log_blocks must name blocks of feature set {fs.name!r} "
                 f"({', '.join(blocks)}), got {name!r}{_did_you_mean(name, blocks)}"
+            )
+    for name in config.model.summaries:
+        if name not in fs.summaries:
+            raise BatchgenreError(
+                f"{src}: [model] summaries must be summaries of feature set {fs.name!r} "
+                f"({', '.join(fs.summaries)}), got {name!r}"
             )
 
 

@@ -77,7 +77,8 @@ def select_rows(store: FeatureStore, *, genres: list[str] | str) -> Rows:
     if genres == "all":
         wanted = [g for g in store_genres if counts[g]]
         if len(wanted) < len(store_genres):
-            log.warning("left out genres without featurized rows: %s", ", ".join(g for g in store_genres if not counts[g]))
+            left_out = ", ".join(g for g in store_genres if not counts[g])
+            log.warning("left out genres without featurized rows: %s", left_out)
     else:
         wanted = list(genres)
     empty = [g for g in wanted if counts.get(g, 0) == 0]
@@ -121,7 +122,8 @@ def split_rows(rows: Rows, *, train: float, validation: float, test: float, seed
         rest, test_rows = train_test_split(rows.index, test_size=test, stratify=rows.label, random_state=seed)
         train_rows, validation_rows = _hold_out(rows, rest, validation / (train + validation), seed=seed)
     except ValueError as error:  # too few rows of some genre for these proportions
-        raise BatchgenreError(f"cannot split {len(rows.index)} rows {train:g}/{validation:g}/{test:g} by genre: {error}") from None
+        shares = f"{train:g}/{validation:g}/{test:g}"
+        raise BatchgenreError(f"cannot split {len(rows.index)} rows {shares} by genre: {error}") from None
     return Split(train=np.sort(train_rows), validation=np.sort(validation_rows), test=np.sort(test_rows))
 
 
@@ -140,7 +142,7 @@ def cross_validation(rows: Rows, *, folds: int, repeats: int, validation: float,
             train_rows, validation_rows = _hold_out(rows, rows.index[rest], validation, seed=seed)
         except ValueError as error:
             raise BatchgenreError(f"cannot hold out {validation:g} of each fold for validation: {error}") from None
-        splits.append(Split(train=np.sort(train_rows), validation=np.sort(validation_rows), test=np.sort(rows.index[test])))
+        splits.append(Split(np.sort(train_rows), np.sort(validation_rows), np.sort(rows.index[test])))
     return splits
 
 
@@ -150,7 +152,7 @@ def final_split(rows: Rows, *, validation: float, seed: int) -> Split:
         train_rows, validation_rows = _hold_out(rows, rows.index, validation, seed=seed)
     except ValueError as error:
         raise BatchgenreError(f"cannot hold out {validation:g} of {len(rows.index)} rows for validation: {error}") from None
-    return Split(train=np.sort(train_rows), validation=np.sort(validation_rows), test=np.empty(0, dtype=rows.index.dtype))
+    return Split(np.sort(train_rows), np.sort(validation_rows), test=np.empty(0, dtype=rows.index.dtype))
 
 
 def _hold_out(rows: Rows, index: np.ndarray, share: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,9 +167,8 @@ def _check_counts(rows: Rows, *, at_least: int, why: str) -> None:
     counts = np.bincount(rows.label, minlength=len(rows.genres))
     smallest = int(np.argmin(counts))
     if counts[smallest] < at_least:
-        raise BatchgenreError(
-            f"genre {rows.genres[smallest]!r} has {counts[smallest]} featurized rows, too few for {why} (needs {at_least})"
-        )
+        genre, count = rows.genres[smallest], counts[smallest]
+        raise BatchgenreError(f"genre {genre!r} has {count} featurized rows, too few for {why} (needs {at_least})")
 
 
 def read_features(store: FeatureStore, index: np.ndarray) -> np.ndarray:

@@ -96,7 +96,9 @@ def columns_of(feature_names: list[str], *, blocks: tuple[str, ...] = (), summar
     return [i for i, (block, summary, *_) in enumerate(parts) if block in blocks or summary in summaries]
 
 
-def build_model(*, n_genres: int, feature_names: list[str], model: ModelConfig, train: TrainConfig, adapt_data) -> keras.Model:
+def build_model(
+    *, n_genres: int, feature_names: list[str], model: ModelConfig, train: TrainConfig, adapt_data
+) -> keras.Model:
     """Input -> log10 of some blocks -> the chosen summaries -> standardisation -> hidden Dense layers -> softmax.
 
     Parameters
@@ -126,7 +128,8 @@ def build_model(*, n_genres: int, feature_names: list[str], model: ModelConfig, 
             x = keras.layers.Dropout(model.dropout, name=f"dropout_{i}")(x)
     outputs = keras.layers.Dense(n_genres, activation="softmax", name="genre")(x)
     net = keras.Model(inputs, outputs, name="genre_classifier")
-    net.compile(optimizer=_OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate), loss=train.loss, metrics=["accuracy"])
+    optimizer = _OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate)
+    net.compile(optimizer=optimizer, loss=train.loss, metrics=["accuracy"])
     return net
 
 
@@ -142,7 +145,7 @@ def _leave_constant_columns_unscaled(layer: keras.layers.Normalization) -> None:
 
 
 def save_model(model, path: str | Path, *, metadata: dict[str, Any]) -> None:
-    """Save ``model`` to ``path`` (a ``.keras`` file) with ``metadata``, which must hold the store's AUDIO_KEYS and ``genres``."""
+    """Save ``model`` to ``path`` (a ``.keras`` file) with ``metadata``: the store's AUDIO_KEYS, ``genres`` and more."""
     missing = [key for key in (*AUDIO_KEYS, "genres") if key not in metadata]
     if missing:
         raise ValueError(f"metadata lacks {', '.join(missing)}")
@@ -164,7 +167,8 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     except OSError as error:
         raise BatchgenreError(f"{path}: cannot read it ({error})") from None
     if metadata.get("artifact_format") != ARTIFACT_FORMAT:
-        raise BatchgenreError(f"{path}: model format {metadata.get('artifact_format')!r}, this batchgenre reads {ARTIFACT_FORMAT}")
+        found = metadata.get("artifact_format")
+        raise BatchgenreError(f"{path}: model format {found!r}, this batchgenre reads {ARTIFACT_FORMAT}")
     return metadata
 
 

@@ -66,7 +66,9 @@ def plot_curves(saved: dict[str, list[float]], kept: int, path: Path, *, folds: 
     plt.close(fig)
 
 
-def plot_features(path: Path, out: Path, *, sr: int = 22050, offset: float = 0.0, duration: float | None = 30.0) -> None:
+def plot_features(
+    path: Path, out: Path, *, sr: int = 22050, offset: float = 0.0, duration: float | None = 30.0
+) -> None:
     """The tutorial's four features of one audio file, one panel each: MFCC, mel spectrogram (dB), chroma, tonnetz."""
     import librosa
     import librosa.display

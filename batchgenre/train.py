@@ -12,9 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from batchgenre import __version__
+from batchgenre import __version__, backend
 from batchgenre.config import Config, to_toml
-from batchgenre.dataset import Rows, Split, cross_validation, final_split, read_features, select_rows, split_rows, stream
+from batchgenre.dataset import (
+    Rows,
+    Split,
+    cross_validation,
+    final_split,
+    read_features,
+    select_rows,
+    split_rows,
+    stream,
+)
 from batchgenre.errors import BatchgenreError
 from batchgenre.store import AUDIO_KEYS, FeatureStore
 
@@ -68,7 +77,9 @@ def train(config: Config, *, force: bool = False) -> Report:
     """
     run_dir = Path(config.output.dir)
     if run_dir.exists() and not force:
-        raise BatchgenreError(f"{run_dir}: the run folder exists; pass --force to write over it, or choose another --out")
+        raise BatchgenreError(
+            f"{run_dir}: the run folder exists; pass --force to write over it, or choose another --out"
+        )
     store = _open_store(config)
     rows = select_rows(store, genres=config.data.genres)
     if len(rows.genres) < 2:
@@ -87,7 +98,8 @@ def train(config: Config, *, force: bool = False) -> Report:
         for i, split in enumerate(splits, 1):
             tested.append(_fit_and_test(store, rows, split, config)[1])
             log.info("fold %d/%d: %s", i, len(splits), _fold_line(tested[-1]))
-        log.info("fitting the model to save on all %d rows (%d of them for validation)", len(rows.index), len(saved_split.validation))
+        held_out = len(saved_split.validation)
+        log.info("fitting the model to save on all %d rows (%d of them for validation)", len(rows.index), held_out)
         saved = _fit(store, rows, saved_split, config)
         metrics = _cv_metrics(tested, splits, saved_split, config)
     else:
@@ -107,14 +119,15 @@ def _open_store(config: Config) -> FeatureStore:
         from batchgenre.featurize import featurize
 
         genres = None if config.data.genres == "all" else list(config.data.genres)
-        summary = featurize(
-            Path(config.data.audio), out=url, feature_set=config.data.feature_set, genres=genres, workers=config.data.workers
-        )
+        data = config.data
+        summary = featurize(Path(data.audio), out=url, feature_set=data.feature_set, genres=genres, workers=data.workers)
         if summary.failed:
             log.warning("%d files failed to featurize; they are left out", len(summary.failed))
     elif not FeatureStore.exists(url):
         if Path(url).is_dir():
-            raise BatchgenreError(f'{url}: a folder, but not a feature store; to featurize it first, set [data] audio = "{url}"')
+            raise BatchgenreError(
+                f'{url}: a folder, but not a feature store; to featurize it first, set [data] audio = "{url}"'
+            )
         raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize`")
     store = FeatureStore.open(url)
     made_with = store.attrs.get("feature_set")
@@ -139,13 +152,13 @@ def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, 
 
 def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config):
     """A compiled model whose standardisation is adapted on rows ``index`` alone."""
-    from batchgenre.backend import seed_everything
-    from batchgenre.model import build_model
-
+    from batchgenre import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
     import keras
 
+    from batchgenre.model import build_model
+
     keras.backend.clear_session()  # models of earlier folds would otherwise pile up in the graph
-    seed_everything(config.split.seed)
+    backend.seed_everything(config.split.seed)
     return build_model(
         n_genres=len(rows.genres),
         feature_names=store.attrs["feature_names"],
@@ -156,14 +169,17 @@ def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Confi
 
 
 def _fit(store: FeatureStore, rows: Rows, split: Split, config: Config) -> Fit:
-    """Fit on the training rows, stopping early on the validation rows if configured, then refit on both if configured."""
+    """Fit on the training rows, stopping early on validation rows if configured; then refit on both if configured."""
+    from batchgenre import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
     import keras
 
     cfg = config.train
     train_rows = rows.fit_rows(split.train)
     model = _new_model(store, rows, train_rows, config)
     stopping = cfg.early_stopping_patience
-    callbacks = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True)] if stopping else []
+    callbacks = []
+    if stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True))
     history = model.fit(
         _stream(store, rows, train_rows, config, shuffle=True),
         validation_data=_stream(store, rows, split.validation, config) if len(split.validation) else None,
@@ -172,8 +188,7 @@ def _fit(store: FeatureStore, rows: Rows, split: Split, config: Config) -> Fit:
         shuffle=False,  # the stream shuffles
         verbose=0,
     ).history
-    # EarlyStopping restores the first epoch of lowest validation loss, as argmin finds it.
-    epochs = int(np.argmin(history["val_loss"])) + 1 if stopping else cfg.epochs
+    epochs = callbacks[0].best_epoch + 1 if stopping else cfg.epochs  # the epoch whose weights were restored
     if cfg.refit and len(split.validation):
         both = rows.fit_rows(np.union1d(split.train, split.validation))
         model = _new_model(store, rows, both, config)
@@ -226,12 +241,18 @@ def _cv_metrics(tested: list[Tested], splits: list[Split], saved_split: Split, c
         "epochs_kept": [t.epochs for t in tested],
     }
     if config.train.baseline:
-        metrics["baseline"] = {"model": BASELINE, **_scores("accuracy", [t.baseline_accuracy for t in tested], test_share)}
+        baseline = [t.baseline_accuracy for t in tested]
+        metrics["baseline"] = {"model": BASELINE, **_scores("accuracy", baseline, test_share)}
+        # Paired by fold: both models met the same test rows, so the difference has less noise than either.
+        differences = [t.accuracy - t.baseline_accuracy for t in tested]
+        metrics["model_minus_baseline"] = _scores("difference", differences, test_share, bounds=(-1.0, 1.0))
     metrics["split_sizes"] = {"folds": [s.sizes for s in splits], "saved_model": saved_split.sizes}
     return metrics
 
 
-def _scores(name: str, scores: list[float], test_share: float) -> dict[str, Any]:
+def _scores(
+    name: str, scores: list[float], test_share: float, *, bounds: tuple[float, float] = (0.0, 1.0)
+) -> dict[str, Any]:
     """Mean, standard deviation and a 95% interval of per-fold scores.
 
     Folds of repeated cross-validation share training rows, so their scores are correlated and
@@ -247,7 +268,7 @@ def _scores(name: str, scores: list[float], test_share: float) -> dict[str, Any]
     return {
         f"{name}_mean": mean,
         f"{name}_std": std,
-        f"{name}_ci95": [max(0.0, mean - half), min(1.0, mean + half)],
+        f"{name}_ci95": [max(bounds[0], mean - half), min(bounds[1], mean + half)],
         f"{name}_folds": [float(v) for v in values],
     }
 
@@ -296,6 +317,7 @@ def _per_genre(tested: list[Tested], genres: list[str]) -> dict[str, Any]:
 
 
 def _run_facts(config: Config, store: FeatureStore, rows: Rows, saved: Fit) -> dict[str, Any]:
+    from batchgenre import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
     import keras
     import sklearn
     import tensorflow as tf
@@ -332,7 +354,9 @@ def _fold_line(t: Tested) -> str:
 # -- outputs ------------------------------------------------------------------------------------------------
 
 
-def _write_outputs(run_dir: Path, config: Config, store: FeatureStore, saved: Fit, tested: list[Tested], metrics: dict) -> None:
+def _write_outputs(
+    run_dir: Path, config: Config, store: FeatureStore, saved: Fit, tested: list[Tested], metrics: dict
+) -> None:
     from batchgenre.model import save_model
     from batchgenre.plots import plot_confusion, plot_curves
 
@@ -347,6 +371,7 @@ def _write_outputs(run_dir: Path, config: Config, store: FeatureStore, saved: Fi
             **{key: attrs.get(key) for key in AUDIO_KEYS},
             "store": store.url,
             "rows": metrics["rows"],
+            "augmented_copies": metrics["augmented_copies"],
             "metrics": summary,
             "versions": metrics["versions"],
         },
@@ -365,20 +390,25 @@ def _write_outputs(run_dir: Path, config: Config, store: FeatureStore, saved: Fi
 
 
 def summary_table(metrics: dict[str, Any]) -> str:
-    """The printed end of a run: per-genre figures, then the model's and the baseline's accuracy."""
-    lines = [f"{'genre':<12} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
+    """The printed end of a run: per-genre figures, then the model's and the baseline's test accuracy."""
+    lines = [f"{'genre':<16} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
     for genre, m in metrics["per_genre"].items():
-        lines.append(f"{genre:<12} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8d}")
+        lines.append(f"{genre:<16} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['f1']:>6.3f} {m['support']:>8d}")
     lines += ["", f"test accuracy, {metrics['evaluation']}:"]
     rows = [("model", metrics)] + ([("baseline", metrics["baseline"])] if "baseline" in metrics else [])
     if "accuracy_mean" in metrics:
-        lines.append(f"  {'':<9} {'mean':>6} {'std':>6}  95% interval")
+        lines.append(f"  {'':<16} {'mean':>6} {'std':>6}  95% interval")
         for name, m in rows:
             lo, hi = m["accuracy_ci95"]
-            lines.append(f"  {name:<9} {m['accuracy_mean']:>6.3f} {m['accuracy_std']:>6.3f}  [{lo:.3f}, {hi:.3f}]")
+            lines.append(f"  {name:<16} {m['accuracy_mean']:>6.3f} {m['accuracy_std']:>6.3f}  [{lo:.3f}, {hi:.3f}]")
+        if "model_minus_baseline" in metrics:
+            d = metrics["model_minus_baseline"]
+            lo, hi = d["difference_ci95"]
+            mean, std = d["difference_mean"], d["difference_std"]
+            lines.append(f"  {'model - baseline':<16} {mean:>+6.3f} {std:>6.3f}  [{lo:+.3f}, {hi:+.3f}]")
     else:
-        lines.append(f"  {'':<9} {'value':>6}  95% interval ({metrics['split_sizes']['test']} test rows)")
+        lines.append(f"  {'':<16} {'value':>6}  95% interval ({metrics['split_sizes']['test']} test rows)")
         for name, m in rows:
             lo, hi = m["accuracy_ci95"]
-            lines.append(f"  {name:<9} {m['accuracy']:>6.3f}  [{lo:.3f}, {hi:.3f}]")
+            lines.append(f"  {name:<16} {m['accuracy']:>6.3f}  [{lo:.3f}, {hi:.3f}]")
     return "\n".join(lines)

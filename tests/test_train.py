@@ -101,10 +101,12 @@ def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly
     lo, hi = metrics["accuracy_ci95"]
     assert lo <= metrics["accuracy_mean"] <= hi and metrics["accuracy_std"] >= 0
     assert {"accuracy_mean", "accuracy_std", "accuracy_ci95", "accuracy_folds"} <= set(metrics["baseline"])
+    paired = np.subtract(metrics["accuracy_folds"], metrics["baseline"]["accuracy_folds"])
+    assert metrics["model_minus_baseline"]["difference_mean"] == pytest.approx(paired.mean())
     assert np.asarray(metrics["confusion_matrix"]).sum() == 2 * 59  # every row tested once per repeat
     assert len(metrics["split_sizes"]["folds"]) == 4 and metrics["split_sizes"]["saved_model"]["test"] == 0
     table = summary_table(metrics)
-    assert "baseline" in table and "95% interval" in table and "noise" in table
+    assert "baseline" in table and "model - baseline" in table and "95% interval" in table and "noise" in table
 
     # The same config and seed: the same folds, the same figures, the same saved model.
     again = runs[1].metrics
@@ -113,6 +115,15 @@ def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly
     assert again["baseline"]["accuracy_folds"] == metrics["baseline"]["accuracy_folds"]
     weights = [zipfile.ZipFile(r.run_dir / "model.keras").read("model.weights.h5") for r in runs]
     assert weights[0] == weights[1]
+
+
+def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_path):
+    from batchgenre.train import train
+
+    # A step this large makes validation loss climb after the first epochs.
+    cfg = make_config(separable, tmp_path / "run", train={"epochs": 40, "early_stopping_patience": 2, "learning_rate": 0.5})
+    metrics = train(cfg).metrics
+    assert 1 <= metrics["epochs_kept"] < 10
 
 
 def test_a_failed_row_is_left_out(separable, one_split):
@@ -178,7 +189,7 @@ def test_a_file_that_is_not_a_batchgenre_model_is_named(tmp_path):
         with pytest.raises(BatchgenreError, match="not a batchgenre model"):
             load_model(tmp_path / name)
     with pytest.raises(BatchgenreError, match="trained on feature set 'tutorial' with feature_params"):
-        check_features({"feature_set": "tutorial", "feature_params": {"n_fft": 4096}, "feature_names": []})
+        check_features({"feature_set": "tutorial", "sample_rate": 22050, "feature_params": {"n_fft": 4096}, "feature_names": []})
 
 
 def test_plot_features_draws_a_png(tmp_path, capsys):
@@ -210,11 +221,11 @@ def test_the_real_command_line_trains_on_a_featurized_generated_corpus(tmp_path)
 
 @pytest.mark.slow
 def test_real_clips_featurized_by_train_itself(gtzan, tmp_path):
-    """The shipped three-genre config on the real clips, its audio folder featurized first; 3 folds x 1 repeat."""
+    """The shipped three-genre config on the real clips, its audio folder featurized first; 3 folds x 1 repeat, fewer epochs."""
     from batchgenre.train import train
 
     shipped = config.load(CONFIGS / "three_genres.toml")
-    cfg = config.with_overrides(shipped, store=str(tmp_path / "f.zarr"), out=str(tmp_path / "run"), folds=3, repeats=1)
+    cfg = config.with_overrides(shipped, store=str(tmp_path / "f.zarr"), out=str(tmp_path / "run"), folds=3, repeats=1, epochs=24)
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, audio=str(gtzan)))
     metrics = train(cfg).metrics
     assert metrics["rows"] == 31
