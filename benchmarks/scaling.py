@@ -16,6 +16,7 @@ from pathlib import Path
 
 from distributed import get_task_stream
 
+from batchgenre import sandbox
 from batchgenre.cluster import connect
 from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
@@ -27,6 +28,7 @@ def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
     for _ in range(repeats):
         started = time.perf_counter()
         with connect(workers=workers) as client:
+            client.run(sandbox.start)  # each worker's decoding helper: interpreter, imports, numba warm-up
             starts.append(time.perf_counter() - started)
             with tempfile.TemporaryDirectory() as tmp, get_task_stream(client) as stream:
                 began = time.perf_counter()
