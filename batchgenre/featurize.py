@@ -186,7 +186,8 @@ def _plan(
     store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path, *, augment: int
 ) -> list[str]:
     """Append rows for files (and altered copies) the store lacks; return its files no longer under ``root``."""
-    known = set(zip(store.column("path").tolist(), store.column("augment").tolist()))
+    # Rows without a path are what a killed plan left; plan_rows fills them first.
+    known = {(p, k) for p, k in zip(store.column("path").tolist(), store.column("augment").tolist()) if p}
     new = [
         (p, g, k)
         for p, g in zip(relpaths, file_genres)
@@ -196,13 +197,13 @@ def _plan(
     if new:
         store.add_genres(sorted({g for _, g, _ in new if g is not None}))
         index = {g: i for i, g in enumerate(store.genres)}
-        store.append_rows(
+        store.plan_rows(
             [p for p, _, _ in new], [index[g] if g is not None else -1 for _, g, _ in new], [k for _, _, k in new]
         )
         if known:
             log.info("%d new rows since the store was last written", len(new))
     present = set(relpaths)
-    vanished = sorted({p for p, _ in known if p not in present and not (root / p).exists()})
+    vanished = sorted({p for p, _ in known if p and p not in present and not (root / p).exists()})
     if vanished:
         log.warning("%d files in the store no longer exist under %s; their rows are kept", len(vanished), root)
     return vanished
@@ -211,7 +212,7 @@ def _plan(
 def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
     """Blocks with rows left to compute, and how many rows each will compute."""
     status = store.column("status")
-    redo = rows_to_compute(status, retry_failed=retry_failed)
+    redo = rows_to_compute(status, retry_failed=retry_failed) & (store.column("path") != "")
     counts = np.bincount(np.flatnonzero(redo) // store.rows_per_chunk, minlength=store.n_blocks)
     return {int(k): int(n) for k, n in enumerate(counts) if n}
 
@@ -269,7 +270,7 @@ def featurize_block(
         error=store.column("error", start, stop).astype(object),
     )
     paths, copies = store.column("path", start, stop), store.column("augment", start, stop)
-    todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed))
+    todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed) & (paths != ""))
     with borrowed() as box:
         for i in todo:
             try:

@@ -143,15 +143,21 @@ class FeatureStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def append_rows(self, paths: list[str], labels: list[int], augment: list[int] | None = None) -> None:
-        """Plan new rows (client only, before their tasks run): grow every array, write path, label and augment."""
-        start, stop = self.n_rows, self.n_rows + len(paths)
+    def plan_rows(self, paths: list[str], labels: list[int], augment: list[int] | None = None) -> None:
+        """Plan new rows (client only, before their tasks run): write path, label and augment.
+
+        A plan killed between growing the arrays and writing their paths leaves rows with an
+        empty path; they are filled first, and the arrays grow only for the rest.
+        """
+        augment = augment if augment is not None else [0] * len(paths)
+        free = np.flatnonzero(self.column("path") == "")
+        rows = np.concatenate([free[: len(paths)], np.arange(self.n_rows, self.n_rows + max(0, len(paths) - len(free)))])
+        stop = max(self.n_rows, int(rows.max()) + 1) if len(rows) else self.n_rows
         for name in ROW_ARRAYS:
             array = self.group[name]
             array.resize((stop, *array.shape[1:]))
-        self.group["path"][start:stop] = np.array(paths, dtype=object).astype(str)
-        self.group["label"][start:stop] = np.asarray(labels, dtype="int16")
-        self.group["augment"][start:stop] = np.asarray(augment if augment is not None else [0] * len(paths), dtype="uint8")
+        for name, values, dtype in (("label", labels, "int16"), ("augment", augment, "uint8"), ("path", paths, str)):
+            self.group[name].set_coordinate_selection(rows, np.asarray(values, dtype=object).astype(dtype))
 
     def add_genres(self, genres: list[str]) -> None:
         self.group.attrs["genres"] = self.genres + [g for g in genres if g not in self.genres]

@@ -32,7 +32,7 @@ def make_store(url: str, *, rows: int, genres: int = 10) -> FeatureStore:
     store = FeatureStore.create(url, attrs=attrs, n_features=fs.size, rows_per_chunk=ROWS_PER_CHUNK)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, genres, rows)
-    store.append_rows([f"g/{i}.wav" for i in range(rows)], labels.tolist())
+    store.plan_rows([f"g/{i}.wav" for i in range(rows)], labels.tolist())
     for block in range(store.n_blocks):
         start, stop = store.block_bounds(block)
         n = stop - start

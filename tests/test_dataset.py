@@ -59,7 +59,7 @@ def make_store(
         "genres": list(genres),
     }
     store = FeatureStore.create(str(url), attrs=attrs, n_features=fs.size, rows_per_chunk=rows_per_chunk)
-    store.append_rows(paths, labels.tolist(), augment.tolist())
+    store.plan_rows(paths, labels.tolist(), augment.tolist())
     for block in range(store.n_blocks):
         start, stop = store.block_bounds(block)
         error = np.where(status[start:stop] == FAILED, "silent", "").astype(object)

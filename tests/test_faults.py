@@ -122,19 +122,19 @@ def test_a_killed_worker_loses_nothing_and_is_reported(tmp_path):
 
 
 def test_repeated_sigkills_at_different_points_leave_the_uninterrupted_store(tmp_path):
-    corpus = make_corpus(tmp_path / "corpus", per_genre=12, seconds=6)
+    corpus = make_corpus(tmp_path / "corpus", per_genre=30, seconds=20)  # about 7 s of work on 2 workers
     whole, killed = tmp_path / "whole.zarr", tmp_path / "killed.zarr"
-    assert run_cli("featurize", corpus, "--out", whole, "--workers", "2", "--features", "fast").returncode == 0
+    assert run_cli("featurize", corpus, "--out", whole, "--workers", "2", "--features", "tutorial").returncode == 0
     kills = 0
     for delay in (0.2, 1.0, 2.5, 3.5, 4.5, 6.0):  # during start-up, planning, and at several blocks
-        process = start_featurize(corpus, "--out", killed, "--workers", "2", "--features", "fast")
+        process = start_featurize(corpus, "--out", killed, "--workers", "2", "--features", "tutorial")
         time.sleep(delay)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             kills += 1
         process.wait()
     assert kills >= 3
-    result = run_cli("featurize", corpus, "--out", killed, "--workers", "2", "--features", "fast")
+    result = run_cli("featurize", corpus, "--out", killed, "--workers", "2", "--features", "tutorial")
     assert result.returncode == 0, result.stderr
     expected, resumed = store_rows(whole), store_rows(killed)
     assert sorted(resumed) == sorted(expected)

@@ -83,10 +83,21 @@ def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
 
 def test_block_writes_cover_whole_chunks_and_status_goes_last(tmp_path):
     store = FeatureStore.create(str(tmp_path / "f.zarr"), attrs={}, n_features=3, rows_per_chunk=4)
-    store.append_rows([f"f{i}.wav" for i in range(10)], [0] * 10)
+    store.plan_rows([f"f{i}.wav" for i in range(10)], [0] * 10)
     assert store.n_blocks == 3 and store.block_bounds(2) == (8, 10)
     rows = BlockRows(np.ones((2, 3), np.float32), np.full(2, DONE, np.uint8), np.array(["", ""], dtype=object))
     store.write_block(2, rows)
     assert store.column("status").tolist() == [PENDING] * 8 + [DONE] * 2
     with pytest.raises(ValueError, match="block 0 has 4 rows"):
         store.write_block(0, rows)
+
+
+def test_rows_left_without_a_path_by_a_killed_plan_are_filled_first(tmp_path):
+    store = FeatureStore.create(str(tmp_path / "f.zarr"), attrs={}, n_features=3, rows_per_chunk=4)
+    store.plan_rows(["a.wav", "b.wav"], [0, 1])
+    for name in ("features", "label", "path", "augment", "status", "error"):  # grown, then killed before writing
+        array = store.group[name]
+        array.resize((5, *array.shape[1:]))
+    store.plan_rows(["c.wav", "d.wav", "e.wav", "f.wav"], [2, 3, 4, 5], [0, 0, 1, 0])
+    assert store.column("path").tolist() == ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav"]
+    assert store.column("label").tolist() == [0, 1, 2, 3, 4, 5] and store.column("augment").tolist() == [0, 0, 0, 0, 1, 0]
