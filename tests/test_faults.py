@@ -125,15 +125,30 @@ def test_repeated_sigkills_at_different_points_leave_the_uninterrupted_store(tmp
     corpus = make_corpus(tmp_path / "corpus", per_genre=30, seconds=20)  # about 7 s of work on 2 workers
     whole, killed = tmp_path / "whole.zarr", tmp_path / "killed.zarr"
     assert run_cli("featurize", corpus, "--out", whole, "--workers", "2", "--features", "tutorial").returncode == 0
+    status_chunks = killed / "status" / "c"
+
+    def blocks_written() -> int:
+        return sum(1 for _ in status_chunks.iterdir()) if status_chunks.exists() else 0
+
+    # Kill points by progress, not by the clock: each run resumes the last, so it has less to do.
+    points = [
+        lambda: time.sleep(0.3) or True,  # starting up
+        lambda: (killed / "writer.lock.json").exists(),  # holding the lock, planning
+        lambda: blocks_written() >= 1,
+        lambda: blocks_written() >= 3,
+        lambda: blocks_written() >= 5,
+    ]
     kills = 0
-    for delay in (0.2, 1.0, 2.5, 3.5, 4.5, 6.0):  # during start-up, planning, and at several blocks
+    for point in points:
         process = start_featurize(corpus, "--out", killed, "--workers", "2", "--features", "tutorial")
-        time.sleep(delay)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and not point() and time.monotonic() < deadline:
+            time.sleep(0.02)
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             kills += 1
         process.wait()
-    assert kills >= 3
+    assert kills >= 4
     result = run_cli("featurize", corpus, "--out", killed, "--workers", "2", "--features", "tutorial")
     assert result.returncode == 0, result.stderr
     expected, resumed = store_rows(whole), store_rows(killed)
