@@ -60,6 +60,7 @@ def replicated(corpus: Path, copies: int, folder: Path) -> Path:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--copies", type=int, default=1, help="featurize each file this many times (a bigger corpus)")
+    p.add_argument("--sets", nargs="+", default=list(FEATURE_SETS), choices=list(FEATURE_SETS), help="feature sets to measure")
     args = p.parse_args()
     if args.corpus is None:
         raise SystemExit("give --corpus or set BATCHGENRE_GTZAN")
@@ -69,7 +70,7 @@ def main() -> None:
     corpus = replicated(args.corpus, args.copies, Path(tmp.name)) if args.copies > 1 else args.corpus
     print(f"# {args.repeats} repeats, medians; {machine()}")
     print(f"{'set':<10} {'workers':>7} {'files':>6} {'files/s':>8} {'scaling':>8} {'efficiency':>10} {'start s':>8} {'sched. overhead':>16}")
-    for name in FEATURE_SETS:
+    for name in args.sets:
         one = None
         for workers in (1, 2):
             r = run(corpus, workers=workers, feature_set=name, repeats=args.repeats)
