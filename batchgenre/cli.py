@@ -10,6 +10,7 @@ from pathlib import Path
 
 from batchgenre import __version__
 from batchgenre.errors import BatchgenreError
+from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
 
 log = logging.getLogger("batchgenre")
@@ -108,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("featurize", help="extract features of every audio file in a folder into a zarr store")
     p.add_argument("folder", type=Path, help="audio folder; genre subfolders (gtzan/rock/...) label the files")
     p.add_argument("--out", default="features.zarr", help="the store to create or resume (default features.zarr)")
-    p.add_argument("--features", default="tutorial", help="feature set (default tutorial)")
+    p.add_argument(
+        "--features", default=DEFAULT_FEATURE_SET, help=f"feature set: {', '.join(FEATURE_SETS)} (default {DEFAULT_FEATURE_SET})"
+    )
     p.add_argument("--genres", type=_genre_list, help="comma-separated genre folders to include (default all)")
     p.add_argument("--retry-failed", action="store_true", help="compute files that failed before again")
     p.add_argument(
@@ -151,6 +154,15 @@ def _add_train_commands(commands) -> None:
     p.add_argument("--folds", type=_count, help="K of repeated stratified K-fold cross-validation; 0: one split")
     p.add_argument("--repeats", type=_positive, help="repeats of the cross-validation (overrides [split] repeats)")
     p.add_argument("--epochs", type=_positive, help="most epochs to train (overrides [train] epochs)")
+    p.add_argument(
+        "--groups", metavar="CSV", help="a CSV of path,group (an artist, say): keep each group on one side of every split"
+    )
+    p.add_argument(
+        "--robustness",
+        action="store_true",
+        default=None,
+        help="also score the test clips re-made as users' files come (8/16 kHz, stereo, MP3, quieter, louder, low-passed)",
+    )
     p.add_argument("--force", action="store_true", help="write over an existing run folder")
     p.set_defaults(run=_train)
 
@@ -173,6 +185,8 @@ def _train(args: argparse.Namespace) -> int:
         folds=args.folds,
         repeats=args.repeats,
         epochs=args.epochs,
+        groups=args.groups,
+        robustness=args.robustness,
     )
     report = train(cfg, force=args.force)
     print(summary_table(report.metrics))

@@ -3,10 +3,10 @@
 A config has five tables; any key left out takes its default::
 
     [data]    store, audio, feature_set, genres, workers
-    [split]   train, validation, test, seed, folds, repeats
+    [split]   train, validation, test, seed, folds, repeats, groups
     [model]   hidden_layers, activation, log_blocks, summaries, dropout, l2
     [train]   optimizer, learning_rate, loss, epochs, batch_size, early_stopping_patience, refit,
-              shuffle_buffer, baseline
+              shuffle_buffer, baseline, robustness
     [output]  dir
 """
 
@@ -32,7 +32,7 @@ LOSSES = ("sparse_categorical_crossentropy",)
 class DataConfig:
     store: str = "features.zarr"  # the zarr feature store to train on
     audio: str = ""  # an audio folder to featurize into `store` first; "" when the store is ready
-    feature_set: str = "tutorial"
+    feature_set: str = ""  # "": the store's; when `audio` is featurized first, batchgenre's default set
     genres: tuple[str, ...] | str = "all"  # "all": every genre the store holds
     workers: int = 2  # Dask workers when `audio` is featurized first
 
@@ -45,15 +45,18 @@ class SplitConfig:
     seed: int = 0
     folds: int = 0  # 0: one split; K >= 2: repeated stratified K-fold cross-validation
     repeats: int = 3
+    groups: str = ""  # a CSV of path,group (an artist, say): splits keep each group on one side; "": none
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     hidden_layers: tuple[int, ...] = (300, 200)
     activation: str = "relu"
-    log_blocks: tuple[str, ...] = ("melspectrogram",)  # feature blocks replaced by their log10 before standardising
-    # Which summaries over time the model reads; the minima (of mel power above all) are mostly noise floor.
-    summaries: tuple[str, ...] = ("mean", "max")
+    # Feature blocks replaced by their log10 before standardising, where the feature set has them.
+    log_blocks: tuple[str, ...] = ("melspectrogram",)
+    # Which summaries over time the model reads, of those the feature set has; minima are left out by
+    # default: over time they are mostly noise floor (of mel power above all).
+    summaries: tuple[str, ...] = ("mean", "std", "max")
     dropout: float = 0.0
     l2: float = 0.0
 
@@ -69,6 +72,7 @@ class TrainConfig:
     refit: bool = False  # after early stopping, fit again on train + validation rows for the best epoch count
     shuffle_buffer: int = 1024  # rows
     baseline: bool = True  # also fit a standardised logistic regression on the same rows
+    robustness: bool = False  # also score every test clip re-made as each variant in batchgenre.variants
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
 def _feature_set(value: Any) -> str:
     from batchgenre.features import FEATURE_SETS
 
+    if value == "":
+        return value
     return _one_of(tuple(FEATURE_SETS))(value)
 
 
@@ -210,6 +216,7 @@ _CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "seed": _integer(0),
         "folds": _folds,
         "repeats": _integer(1),
+        "groups": _text,
     },
     "model": {
         "hidden_layers": _hidden_layers,
@@ -229,6 +236,7 @@ _CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "refit": _boolean,
         "shuffle_buffer": _integer(1),
         "baseline": _boolean,
+        "robustness": _boolean,
     },
     "output": {"dir": _text},
 }
@@ -295,6 +303,8 @@ def with_overrides(
     folds: int | None = None,
     repeats: int | None = None,
     epochs: int | None = None,
+    groups: str | None = None,
+    robustness: bool | None = None,
 ) -> Config:
     """``config`` with the command line's flags in place of its values; None leaves a value as it is."""
     flags = {
@@ -304,6 +314,8 @@ def with_overrides(
         ("split", "folds", "--folds"): folds,
         ("split", "repeats", "--repeats"): repeats,
         ("train", "epochs", "--epochs"): epochs,
+        ("split", "groups", "--groups"): groups,
+        ("train", "robustness", "--robustness"): robustness,
     }
     for (table, key, flag), value in flags.items():
         if value is None:
@@ -319,7 +331,7 @@ def with_overrides(
 
 def _check_together(config: Config) -> None:
     """Rules that involve more than one key."""
-    from batchgenre.features import get_feature_set
+    from batchgenre.features import FEATURE_SETS, get_feature_set
 
     src, split = config.source, config.split
     total = split.train + split.validation + split.test
@@ -332,20 +344,24 @@ def _check_together(config: Config) -> None:
         raise BatchgenreError(
             f"{src}: [train] early_stopping_patience needs validation rows: set [split] validation above 0"
         )
-    fs = get_feature_set(config.data.feature_set)
-    blocks = [name for name, _ in fs.blocks]
+    known_blocks = sorted({name for fs in FEATURE_SETS.values() for name, _ in fs.blocks})
     for name in config.model.log_blocks:
-        if name not in blocks:
+        if name not in known_blocks:
             raise BatchgenreError(
-                f"{src}: [model] log_blocks must name blocks of feature set {fs.name!r} "
-                f"({', '.join(blocks)}), got {name!r}{_did_you_mean(name, blocks)}"
+                f"{src}: [model] log_blocks must name feature blocks ({', '.join(known_blocks)}), "
+                f"got {name!r}{_did_you_mean(name, known_blocks)}"
             )
-    for name in config.model.summaries:
-        if name not in fs.summaries:
-            raise BatchgenreError(
-                f"{src}: [model] summaries must be summaries of feature set {fs.name!r} "
-                f"({', '.join(fs.summaries)}), got {name!r}"
-            )
+    if config.data.feature_set:
+        check_feature_set(config, get_feature_set(config.data.feature_set))
+
+
+def check_feature_set(config: Config, fs) -> None:
+    """Refuse a config whose model would read none of the summaries of feature set ``fs``."""
+    if not set(config.model.summaries) & set(fs.summaries):
+        raise BatchgenreError(
+            f"{config.source}: [model] summaries must include one of feature set {fs.name!r}'s summaries "
+            f"({', '.join(fs.summaries)}), got {', '.join(config.model.summaries)}"
+        )
 
 
 def to_toml(config: Config) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +29,8 @@ class Rows:
     label [shape=(n,), dtype=int32]: position of each source row's genre in ``genres``.
     copies [shape=(m,), dtype=int64]: store row numbers of augmented copies, ascending.
     copy_of [shape=(m,), dtype=int64]: the source row of each copy.
+    group [shape=(n,), dtype=int64] or None: each source row's group (an artist, say; see
+        ``with_groups``); splits then keep every group on one side.
     """
 
     index: np.ndarray
@@ -33,6 +38,7 @@ class Rows:
     genres: list[str]
     copies: np.ndarray
     copy_of: np.ndarray
+    group: np.ndarray | None = None
 
     def labels_of(self, index: np.ndarray) -> np.ndarray:
         """Labels [shape=(k,), dtype=int32] of store rows ``index``: source rows, or copies (their source's label)."""
@@ -113,15 +119,56 @@ def _copies(store: FeatureStore, sources: np.ndarray, usable: np.ndarray) -> tup
     return candidates[found], sources[order][at[found]]
 
 
-def split_rows(rows: Rows, *, train: float, validation: float, test: float, seed: int) -> Split:
-    """One seeded split of ``rows``, stratified by genre, in the proportions given (they add up to 1)."""
-    from sklearn.model_selection import train_test_split
+def with_groups(rows: Rows, store: FeatureStore, metadata: str | Path) -> Rows:
+    """``rows`` with the group of each source file, read from a CSV with columns ``path`` and ``group``.
 
+    Paths are relative to the store's audio root (as featurize stores them) or absolute under it.
+    Every file of the run needs a group: a file left out would land on either side of a split.
+    """
+    metadata = Path(metadata)
+    root = Path(store.attrs.get("root", ""))
+    try:
+        with metadata.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {"path", "group"} - set(reader.fieldnames or [])
+            if missing:
+                found = ", ".join(reader.fieldnames or []) or "none"
+                raise BatchgenreError(f"{metadata}: needs the columns path and group; its columns are {found}")
+            groups: dict[str, str] = {}
+            for line, record in enumerate(reader, start=2):
+                path, group = _relative(record["path"] or "", root), (record["group"] or "").strip()
+                if not path or not group:
+                    raise BatchgenreError(f"{metadata}, line {line}: an empty path or group")
+                if groups.setdefault(path, group) != group:
+                    raise BatchgenreError(f"{metadata}, line {line}: {path} is in two groups, {groups[path]!r} and {group!r}")
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise BatchgenreError(f"{metadata}: cannot read it as CSV ({error})") from None
+    paths = store.column("path")[rows.index]
+    lacking = [str(p) for p in paths if str(p) not in groups]
+    if lacking:
+        raise BatchgenreError(
+            f"{metadata}: no group for {len(lacking)} of the {len(paths)} files of this run, "
+            f"like {lacking[0]!r}; give every file a group (paths relative to {root})"
+        )
+    names = sorted({groups[str(p)] for p in paths})
+    group = np.searchsorted(names, [groups[str(p)] for p in paths]).astype(np.int64)
+    return dataclasses.replace(rows, group=group)
+
+
+def _relative(path: str, root: Path) -> str:
+    path = path.strip()
+    if Path(path).is_absolute() and Path(path).is_relative_to(root):
+        return Path(path).relative_to(root).as_posix()
+    return Path(path).as_posix() if path else ""
+
+
+def split_rows(rows: Rows, *, train: float, validation: float, test: float, seed: int) -> Split:
+    """One seeded split of ``rows``, stratified by genre (and keeping groups whole), in the proportions given."""
     _check_counts(rows, at_least=2, why=f"a stratified {train:g}/{validation:g}/{test:g} split")
     try:
-        rest, test_rows = train_test_split(rows.index, test_size=test, stratify=rows.label, random_state=seed)
+        rest, test_rows = _hold_out(rows, rows.index, test, seed=seed)
         train_rows, validation_rows = _hold_out(rows, rest, validation / (train + validation), seed=seed)
-    except ValueError as error:  # too few rows of some genre for these proportions
+    except ValueError as error:  # too few rows (or groups) of some genre for these proportions
         shares = f"{train:g}/{validation:g}/{test:g}"
         raise BatchgenreError(f"cannot split {len(rows.index)} rows {shares} by genre: {error}") from None
     return Split(train=np.sort(train_rows), validation=np.sort(validation_rows), test=np.sort(test_rows))
@@ -130,19 +177,27 @@ def split_rows(rows: Rows, *, train: float, validation: float, test: float, seed
 def cross_validation(rows: Rows, *, folds: int, repeats: int, validation: float, seed: int) -> list[Split]:
     """Repeated stratified K-fold: ``folds * repeats`` splits, each fold the test part once per repeat.
 
-    ``validation`` is the share of each fold's non-test rows held out for early stopping.
+    ``validation`` is the share of each fold's non-test rows held out for early stopping. With
+    groups, each repeat is a seeded StratifiedGroupKFold, so no group is on both sides of a split.
     """
     from sklearn.model_selection import RepeatedStratifiedKFold
 
     _check_counts(rows, at_least=folds, why=f"{folds}-fold cross-validation")
-    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-    splits = []
-    for rest, test in splitter.split(rows.index, rows.label):
+    if rows.group is None:
+        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+        parts = [(rows.index[rest], rows.index[test]) for rest, test in splitter.split(rows.index, rows.label)]
+    else:
         try:
-            train_rows, validation_rows = _hold_out(rows, rows.index[rest], validation, seed=seed)
+            parts = [p for r in range(repeats) for p in _group_folds(rows, rows.index, folds, seed=seed + r)]
+        except ValueError as error:
+            raise BatchgenreError(f"cannot make {folds} folds that keep groups whole: {error}") from None
+    splits = []
+    for rest, test in parts:
+        try:
+            train_rows, validation_rows = _hold_out(rows, rest, validation, seed=seed)
         except ValueError as error:
             raise BatchgenreError(f"cannot hold out {validation:g} of each fold for validation: {error}") from None
-        splits.append(Split(np.sort(train_rows), np.sort(validation_rows), np.sort(rows.index[test])))
+        splits.append(Split(np.sort(train_rows), np.sort(validation_rows), np.sort(test)))
     return splits
 
 
@@ -156,11 +211,28 @@ def final_split(rows: Rows, *, validation: float, seed: int) -> Split:
 
 
 def _hold_out(rows: Rows, index: np.ndarray, share: float, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source rows ``index`` cut in two, the second about ``share`` of them, stratified by genre, groups kept whole."""
     from sklearn.model_selection import train_test_split
 
     if share == 0:
         return index, np.empty(0, dtype=index.dtype)
+    if rows.group is not None:
+        # The first of round(1 / share) group folds: the nearest a group split comes to ``share``.
+        return _group_folds(rows, index, max(2, round(1 / share)), seed=seed)[0]
     return tuple(train_test_split(index, test_size=share, stratify=rows.labels_of(index), random_state=seed))
+
+
+def _group_folds(rows: Rows, index: np.ndarray, folds: int, *, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rest, part) source rows of each of ``folds`` seeded stratified group folds of ``index``."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    at = np.searchsorted(rows.index, index)
+    groups = rows.group[at]
+    n_groups = len(np.unique(groups))
+    if n_groups < folds:
+        raise ValueError(f"{n_groups} groups, fewer than the {folds} parts asked for")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [(index[rest], index[part]) for rest, part in splitter.split(index, rows.label[at], groups)]
 
 
 def _check_counts(rows: Rows, *, at_least: int, why: str) -> None:

@@ -336,6 +336,9 @@ ROBUST = FeatureSet(
 )
 
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (TUTORIAL, FAST, ROBUST)}
+# The set featurize uses unless told otherwise: the one whose accuracy holds on files recorded unlike
+# the training set (quieter, band-limited, re-encoded), and the fastest (benchmarks/README.md).
+DEFAULT_FEATURE_SET = ROBUST.name
 
 
 def get_feature_set(name: str) -> FeatureSet:

@@ -14,6 +14,7 @@ import numpy as np
 from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
+from batchgenre.features import DEFAULT_FEATURE_SET
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
 from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute, writer_lock
 
@@ -127,7 +128,7 @@ def featurize(
     root: Path,
     *,
     out: str,
-    feature_set: str = "tutorial",
+    feature_set: str = DEFAULT_FEATURE_SET,
     genres: list[str] | None = None,
     clip: Clip = Clip(),
     workers: int = 2,

@@ -1,4 +1,4 @@
-"""Figures written to PNG: the confusion matrix, training curves, and one file's four tutorial features."""
+"""Figures written to PNG: the confusion matrix, training curves, robustness to variants, and one file's four features."""
 
 from __future__ import annotations
 
@@ -62,6 +62,33 @@ def plot_curves(saved: dict[str, list[float]], kept: int, path: Path, *, folds: 
         ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch{folds_note}")
         ax.legend()
     axes[0].set_yscale("log")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_robustness(variants: dict[str, dict], path: Path, *, title: str) -> None:
+    """Test accuracy per variant of the test clips, the model's and the baseline's bars side by side.
+
+    ``variants`` is metrics.json's ``robustness.variants``: per variant a description, and
+    ``model`` (and ``baseline``) figures, either a mean with its standard deviation over folds
+    (drawn as an error bar) or one split's accuracy.
+    """
+    plt = _pyplot()
+    names = [n for n, v in variants.items() if "model" in v]
+    who = [w for w in ("model", "baseline") if w in variants[names[0]]]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.1 * len(names) + 2), 4.5), layout="constrained")
+    width = 0.8 / len(who)
+    x = np.arange(len(names))
+    for k, w in enumerate(who):
+        figures = [variants[n][w] for n in names]
+        mean = [f.get("accuracy_mean", f.get("accuracy")) for f in figures]
+        spread = [f.get("accuracy_std", 0.0) for f in figures]
+        bars = ax.bar(x + (k - (len(who) - 1) / 2) * width, mean, width, yerr=spread, capsize=3, label=w, color=f"C{k}")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    ax.set_xticks(x, [variants[n]["description"] for n in names], rotation=25, ha="right", fontsize=8)
+    ax.set(ylim=(0, 1.12), ylabel="test accuracy", title=f"accuracy on re-made test clips\n{title}")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="lower left", fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import math
 import platform
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from batchgenre import __version__, backend
-from batchgenre.config import Config, to_toml
+from batchgenre.config import Config, check_feature_set, to_toml
 from batchgenre.dataset import (
     Rows,
     Split,
@@ -23,14 +26,18 @@ from batchgenre.dataset import (
     select_rows,
     split_rows,
     stream,
+    with_groups,
 )
 from batchgenre.errors import BatchgenreError
+from batchgenre.features import DEFAULT_FEATURE_SET, get_feature_set
+from batchgenre.robustness import ORIGINAL, VariantRows, featurize_variants
 from batchgenre.store import AUDIO_KEYS, FeatureStore
+from batchgenre.variants import VARIANTS
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE, METRICS_FILE, CONFIG_FILE = "model.keras", "metrics.json", "config.toml"
-CONFUSION_FILE, CURVES_FILE = "confusion.png", "training.png"
+CONFUSION_FILE, CURVES_FILE, ROBUSTNESS_FILE = "confusion.png", "training.png", "robustness.png"
 BASELINE = "standardised logistic regression (scikit-learn) on the whole vector, log10 of the mel block"
 
 
@@ -44,11 +51,9 @@ class Fit:
 
 
 @dataclass(frozen=True)
-class Tested:
-    """One split's test rows: true labels, the model's and the baseline's predictions [shape=(n_test,)]."""
+class Scored:
+    """Test rows scored: true labels, the model's and the baseline's predictions [shape=(n_test,)]."""
 
-    history: dict[str, list[float]]
-    epochs: int
     y_true: np.ndarray
     y_pred: np.ndarray
     baseline_pred: np.ndarray | None
@@ -60,6 +65,15 @@ class Tested:
     @property
     def baseline_accuracy(self) -> float | None:
         return None if self.baseline_pred is None else float(np.mean(self.y_true == self.baseline_pred))
+
+
+@dataclass(frozen=True)
+class Tested(Scored):
+    """One split's test rows scored, the fit's history, and the same test clips scored as each variant (--robustness)."""
+
+    history: dict[str, list[float]]
+    epochs: int
+    variants: dict[str, Scored]
 
 
 @dataclass(frozen=True)
@@ -81,10 +95,15 @@ def train(config: Config, *, force: bool = False) -> Report:
             f"{run_dir}: the run folder exists; pass --force to write over it, or choose another --out"
         )
     store = _open_store(config)
+    # From here on the config names the set the store holds, and so does the config.toml it writes.
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, feature_set=store.attrs["feature_set"]))
+    check_feature_set(config, get_feature_set(config.data.feature_set))
     rows = select_rows(store, genres=config.data.genres)
     if len(rows.genres) < 2:
         raise BatchgenreError(f"{config.source}: [data] genres must name at least two genres, got {rows.genres}")
     cfg = config.split
+    if cfg.groups:
+        rows = with_groups(rows, store, cfg.groups)
     holdout = cfg.validation / (cfg.train + cfg.validation)
     if cfg.folds:
         splits = cross_validation(rows, folds=cfg.folds, repeats=cfg.repeats, validation=holdout, seed=cfg.seed)
@@ -93,19 +112,27 @@ def train(config: Config, *, force: bool = False) -> Report:
         splits = []
         saved_split = split_rows(rows, train=cfg.train, validation=cfg.validation, test=cfg.test, seed=cfg.seed)
 
-    if splits:
-        tested = []
-        for i, split in enumerate(splits, 1):
-            tested.append(_fit_and_test(store, rows, split, config)[1])
-            log.info("fold %d/%d: %s", i, len(splits), _fold_line(tested[-1]))
-        held_out = len(saved_split.validation)
-        log.info("fitting the model to save on all %d rows (%d of them for validation)", len(rows.index), held_out)
-        saved = _fit(store, rows, saved_split, config)
-        metrics = _cv_metrics(tested, splits, saved_split, config)
-    else:
-        saved, result = _fit_and_test(store, rows, saved_split, config)
-        tested = [result]
-        metrics = _split_metrics(result, saved_split)
+    with contextlib.ExitStack() as stack:
+        variants = None
+        if config.train.robustness:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchgenre-robustness-")))
+            test_rows = rows.index if splits else saved_split.test
+            variants = featurize_variants(store, test_rows, workdir=workdir, workers=config.data.workers)
+        if splits:
+            tested = []
+            for i, split in enumerate(splits, 1):
+                tested.append(_fit_and_test(store, rows, split, config, variants)[1])
+                log.info("fold %d/%d: %s", i, len(splits), _fold_line(tested[-1]))
+            held_out = len(saved_split.validation)
+            log.info("fitting the model to save on all %d rows (%d of them for validation)", len(rows.index), held_out)
+            saved = _fit(store, rows, saved_split, config)
+            metrics = _cv_metrics(tested, splits, saved_split, config)
+        else:
+            saved, result = _fit_and_test(store, rows, saved_split, config, variants)
+            tested = [result]
+            metrics = _split_metrics(result, saved_split)
+    if variants is not None:
+        metrics["robustness"] = _robustness_metrics(tested, splits)
     metrics.update(_per_genre(tested, rows.genres))
     metrics.update(_run_facts(config, store, rows, saved))
     _write_outputs(run_dir, config, store, saved, tested, metrics)
@@ -120,7 +147,8 @@ def _open_store(config: Config) -> FeatureStore:
 
         genres = None if config.data.genres == "all" else list(config.data.genres)
         data = config.data
-        summary = featurize(Path(data.audio), out=url, feature_set=data.feature_set, genres=genres, workers=data.workers)
+        feature_set = data.feature_set or DEFAULT_FEATURE_SET
+        summary = featurize(Path(data.audio), out=url, feature_set=feature_set, genres=genres, workers=data.workers)
         if summary.failed:
             log.warning("%d files failed to featurize; they are left out", len(summary.failed))
     elif not FeatureStore.exists(url):
@@ -131,10 +159,10 @@ def _open_store(config: Config) -> FeatureStore:
         raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize`")
     store = FeatureStore.open(url)
     made_with = store.attrs.get("feature_set")
-    if made_with != config.data.feature_set:
+    if config.data.feature_set and made_with != config.data.feature_set:
         raise BatchgenreError(
             f"{url} holds feature set {made_with!r}, but {config.source} asks for {config.data.feature_set!r}: "
-            f"set [data] feature_set = {made_with!r}, or featurize with --features {config.data.feature_set}"
+            f"set [data] feature_set = {made_with!r} (or leave it out), or featurize with --features {config.data.feature_set}"
         )
     return store
 
@@ -196,16 +224,36 @@ def _fit(store: FeatureStore, rows: Rows, split: Split, config: Config) -> Fit:
     return Fit(model=model, history={k: [float(v) for v in vs] for k, vs in history.items()}, epochs=epochs)
 
 
-def _fit_and_test(store: FeatureStore, rows: Rows, split: Split, config: Config) -> tuple[Fit, Tested]:
+def _fit_and_test(
+    store: FeatureStore, rows: Rows, split: Split, config: Config, variants: VariantRows | None = None
+) -> tuple[Fit, Tested]:
+    """Fit on the split and score its test rows, and, with ``variants``, every variant of those test clips."""
     fit = _fit(store, rows, split, config)
-    probabilities = fit.model.predict(_stream(store, rows, split.test, config), verbose=0)
     baseline = _baseline(store, rows, split) if config.train.baseline else None
-    y_true = rows.labels_of(split.test)
-    return fit, Tested(fit.history, fit.epochs, y_true, probabilities.argmax(axis=1), baseline)
+    labels = rows.labels_of(split.test)
+    scored = _score(fit.model, baseline, store, split.test, labels, config)
+    by_variant = {}
+    if variants is not None:
+        at = np.searchsorted(variants.source, split.test)
+        for name, variant_store in variants.stores.items():
+            copies = variants.rows[name][at]
+            made = copies >= 0
+            by_variant[name] = _score(fit.model, baseline, variant_store, copies[made], labels[made], config)
+    return fit, Tested(scored.y_true, scored.y_pred, scored.baseline_pred, fit.history, fit.epochs, by_variant)
 
 
-def _baseline(store: FeatureStore, rows: Rows, split: Split) -> np.ndarray:
-    """Predictions [shape=(n_test,)] of a standardised logistic regression fit on all non-test rows and their copies.
+def _score(model, baseline, store: FeatureStore, index: np.ndarray, labels: np.ndarray, config: Config) -> Scored:
+    """The model's and the baseline's predictions for rows ``index`` of ``store``, whose true labels are ``labels``."""
+    order = np.argsort(index)  # the stream reads rows in store order
+    index, labels = index[order], labels[order]
+    batches = stream(store, index, labels, batch_size=config.train.batch_size)
+    predicted = model.predict(batches, verbose=0).argmax(axis=1)
+    baseline_pred = None if baseline is None else baseline.predict(read_features(store, index))
+    return Scored(labels, predicted, baseline_pred)
+
+
+def _baseline(store: FeatureStore, rows: Rows, split: Split):
+    """A standardised logistic regression (a scikit-learn pipeline) fit on all non-test rows and their copies.
 
     It has no setting to choose on validation rows, so it learns from them too. Its rows are
     held in memory.
@@ -225,16 +273,22 @@ def _baseline(store: FeatureStore, rows: Rows, split: Split) -> np.ndarray:
 
     fit_rows = rows.fit_rows(np.union1d(split.train, split.validation))
     pipeline = make_pipeline(FunctionTransformer(log10), StandardScaler(), LogisticRegression(max_iter=5000))
-    pipeline.fit(read_features(store, fit_rows), rows.labels_of(fit_rows))
-    return pipeline.predict(read_features(store, split.test))
+    return pipeline.fit(read_features(store, fit_rows), rows.labels_of(fit_rows))
 
 
 # -- metrics ------------------------------------------------------------------------------------------------
 
 
-def _cv_metrics(tested: list[Tested], splits: list[Split], saved_split: Split, config: Config) -> dict[str, Any]:
+def _test_share(splits: list[Split]) -> float:
+    """Test rows per row learnt from, over cross-validation ``splits`` (0 for one split): the interval's correction."""
+    if not splits:
+        return 0.0
     # Each fold's model learns from its train and validation rows (refit) or its train rows alone.
-    test_share = np.mean([len(s.test) / (len(s.train) + len(s.validation)) for s in splits])
+    return float(np.mean([len(s.test) / (len(s.train) + len(s.validation)) for s in splits]))
+
+
+def _cv_metrics(tested: list[Tested], splits: list[Split], saved_split: Split, config: Config) -> dict[str, Any]:
+    test_share = _test_share(splits)
     metrics: dict[str, Any] = {
         "evaluation": f"stratified {config.split.folds}-fold cross-validation x {config.split.repeats} repeats",
         **_scores("accuracy", [t.accuracy for t in tested], test_share),
@@ -288,6 +342,46 @@ def _split_metrics(result: Tested, split: Split) -> dict[str, Any]:
         }
     metrics["split_sizes"] = split.sizes
     return metrics
+
+
+def _robustness_metrics(tested: list[Tested], splits: list[Split]) -> dict[str, Any]:
+    """Test accuracy of the model and the baseline on the original test clips and on each variant of them.
+
+    With folds, each variant's figures are over the folds, as the originals' are; with one split,
+    an accuracy and its Wilson interval. ``worst_drop`` is the original's accuracy less the
+    lowest variant's.
+    """
+    folds, test_share = bool(splits), _test_share(splits)
+
+    def figures(results: list[Scored], baseline: bool) -> dict[str, Any]:
+        if folds:
+            return _scores("accuracy", [r.baseline_accuracy if baseline else r.accuracy for r in results], test_share)
+        r = results[0]
+        return {
+            "accuracy": r.baseline_accuracy if baseline else r.accuracy,
+            "accuracy_ci95": _binomial_interval(r.y_true == (r.baseline_pred if baseline else r.y_pred)),
+        }
+
+    key = "accuracy_mean" if folds else "accuracy"
+    who = ["model"] + (["baseline"] if tested[0].baseline_pred is not None else [])
+    report: dict[str, Any] = {}
+    for name in (ORIGINAL, *VARIANTS):
+        # A split whose every copy failed to featurize has nothing to score for that variant.
+        results = [r for r in (t if name == ORIGINAL else t.variants[name] for t in tested) if len(r.y_true)]
+        entry = {
+            "description": "the test clips as they are" if name == ORIGINAL else VARIANTS[name].description,
+            "test_rows": sum(len(r.y_true) for r in results),
+        }
+        if results:
+            entry.update({w: figures(results, baseline=w == "baseline") for w in who})
+        report[name] = entry
+    scored = [v for v in VARIANTS if "model" in report[v]]
+    drops = {w: report[ORIGINAL][w][key] - min(report[v][w][key] for v in scored) for w in who} if scored else {}
+    return {
+        "how": "each test clip re-made as each variant (a real file, featurized on the cluster) and scored by its split's model",
+        "variants": report,
+        "worst_drop": drops,
+    }
 
 
 def _binomial_interval(correct: np.ndarray) -> list[float]:
@@ -358,7 +452,7 @@ def _write_outputs(
     run_dir: Path, config: Config, store: FeatureStore, saved: Fit, tested: list[Tested], metrics: dict
 ) -> None:
     from batchgenre.model import save_model
-    from batchgenre.plots import plot_confusion, plot_curves
+    from batchgenre.plots import plot_confusion, plot_curves, plot_robustness
 
     run_dir.mkdir(parents=True, exist_ok=True)
     attrs = store.attrs
@@ -387,6 +481,8 @@ def _write_outputs(
     )
     folds = [(t.history, t.epochs) for t in tested] if "accuracy_mean" in metrics else []
     plot_curves(saved.history, saved.epochs, run_dir / CURVES_FILE, folds=folds)
+    if "robustness" in metrics:
+        plot_robustness(metrics["robustness"]["variants"], run_dir / ROBUSTNESS_FILE, title=metrics["evaluation"])
 
 
 def summary_table(metrics: dict[str, Any]) -> str:
@@ -411,4 +507,21 @@ def summary_table(metrics: dict[str, Any]) -> str:
         for name, m in rows:
             lo, hi = m["accuracy_ci95"]
             lines.append(f"  {name:<16} {m['accuracy']:>6.3f}  [{lo:.3f}, {hi:.3f}]")
+    if "robustness" in metrics:
+        lines += ["", _robustness_table(metrics["robustness"])]
+    return "\n".join(lines)
+
+
+def _robustness_table(robustness: dict[str, Any]) -> str:
+    """Test accuracy per variant of the test clips, the model's beside the baseline's."""
+    variants = robustness["variants"]
+    who = [w for w in ("model", "baseline") if w in variants[ORIGINAL]]
+    key = "accuracy_mean" if "accuracy_mean" in variants[ORIGINAL]["model"] else "accuracy"
+    lines = ["test accuracy on the test clips re-made as users' files come:"]
+    lines.append(f"  {'variant':<24}" + "".join(f" {w:>8}" for w in who) + f" {'rows':>6}")
+    for name, entry in variants.items():
+        cells = "".join(f" {entry[w][key]:>8.3f}" if w in entry else f" {'-':>8}" for w in who)
+        lines.append(f"  {entry['description'][:24]:<24}{cells} {entry['test_rows']:>6d}")
+    drops = robustness["worst_drop"]
+    lines.append(f"  {'worst drop':<24}" + "".join(f" {drops[w]:>+8.3f}" if w in drops else f" {'-':>8}" for w in who))
     return "\n".join(lines)

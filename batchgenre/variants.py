@@ -95,11 +95,16 @@ def alter(y: np.ndarray, *, sr: int, variant: Variant) -> tuple[np.ndarray, int]
     return y, sr
 
 
-def write_variant(y: np.ndarray, *, sr: int, variant: Variant, path: Path) -> Path:
-    """Write ``y`` (mono at ``sr``) altered by ``variant`` to ``path`` plus the variant's extension."""
-    altered, rate = alter(y, sr=sr, variant=variant)
+def variant_path(path: Path, variant: Variant) -> Path:
+    """Where ``write_variant`` writes: ``path`` plus the variant's extension."""
     path = Path(path)
-    path = path.with_name(f"{path.name}.{variant.codec}")
+    return path.with_name(f"{path.name}.{variant.codec}")
+
+
+def write_variant(y: np.ndarray, *, sr: int, variant: Variant, path: Path) -> Path:
+    """Write ``y`` (mono at ``sr``) altered by ``variant`` to ``variant_path(path, variant)``; returns that path."""
+    altered, rate = alter(y, sr=sr, variant=variant)
+    path = variant_path(path, variant)
     path.parent.mkdir(parents=True, exist_ok=True)
     if variant.codec == "mp3":
         _write_mp3(path, altered, sr=rate)

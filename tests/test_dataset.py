@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.dataset import cross_validation, final_split, read_features, select_rows, split_rows, stream
+from batchgenre.dataset import (
+    cross_validation,
+    final_split,
+    read_features,
+    select_rows,
+    split_rows,
+    stream,
+    with_groups,
+)
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import get_feature_set
 from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore
@@ -141,6 +149,67 @@ def test_augmented_copies_follow_their_source_and_are_never_scored(tmp_path):
         assert set(fit) == set(split.train) | {c for c, s in zip(rows.copies, rows.copy_of) if s in split.train}
         scored = set(split.validation) | set(split.test)
         assert not scored & set(rows.copies) and not {s for s in rows.copy_of[np.isin(rows.copies, fit)]} & scored
+
+
+def write_groups(path: Path, store: FeatureStore, *, per_group: int, skip: int | None = None) -> dict[str, str]:
+    """A metadata CSV putting each run of ``per_group`` consecutive files in one group (an artist); returns path -> group."""
+    paths = sorted({str(p) for p in store.column("path")})
+    groups = {p: f"artist {i // per_group}" for i, p in enumerate(paths) if i != skip}
+    path.write_text("path,group\n" + "".join(f'"{p}",{g}\n' for p, g in groups.items()))
+    return groups
+
+
+def group_of(store: FeatureStore, groups: dict[str, str], index: np.ndarray) -> set[str]:
+    return {groups[str(p)] for p in store.column("path")[index]}
+
+
+@pytest.mark.parametrize("folds, repeats", [(3, 2), (5, 1)])
+def test_group_splits_keep_every_group_on_one_side_and_copies_with_their_source(tmp_path, folds, repeats):
+    store = make_store(tmp_path / "f.zarr", per_genre=12, copies=1)
+    groups = write_groups(tmp_path / "meta.csv", store, per_group=3)  # files alternate genres: mixed-genre groups
+    rows = with_groups(select_rows(store, genres="all"), store, tmp_path / "meta.csv")
+    assert len(np.unique(rows.group)) == 12
+    splits = cross_validation(rows, folds=folds, repeats=repeats, validation=0.25, seed=0)
+    tested = np.concatenate([s.test for s in splits])
+    assert np.array_equal(np.bincount(tested, minlength=store.n_rows)[rows.index], np.full(len(rows.index), repeats))
+    one = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0)
+    for s in [*splits, one, final_split(rows, validation=0.25, seed=0)]:
+        parts = [group_of(store, groups, rows.fit_rows(s.train)), group_of(store, groups, s.validation), group_of(store, groups, s.test)]
+        assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+        assert len(s.train) + len(s.validation) + len(s.test) == len(rows.index)
+    assert {len(s.test) for s in splits[:folds]} != {0}
+    again = cross_validation(rows, folds=folds, repeats=repeats, validation=0.25, seed=0)
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(splits, again))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("file,artist\nlow/00000.wav,a\n", "needs the columns path and group; its columns are file, artist"),
+        (None, "no group for 1 of the 36 files of this run, like 'high/00004.wav'"),
+        ("path,group\nlow/00000.wav,a\nlow/00000.wav,b\n", "line 3: low/00000.wav is in two groups, 'a' and 'b'"),
+        ("path,group\nlow/00000.wav,\n", "line 2: an empty path or group"),
+    ],
+)
+def test_bad_group_metadata_is_named(tmp_path, text, message):
+    store = make_store(tmp_path / "f.zarr", per_genre=12)
+    rows = select_rows(store, genres="all")
+    if text is None:
+        write_groups(tmp_path / "meta.csv", store, per_group=3, skip=1)
+    else:
+        (tmp_path / "meta.csv").write_text(text)
+    with pytest.raises(BatchgenreError, match=message):
+        with_groups(rows, store, tmp_path / "meta.csv")
+    with pytest.raises(BatchgenreError, match="nowhere.csv: cannot read it"):
+        with_groups(rows, store, tmp_path / "nowhere.csv")
+
+
+def test_too_few_groups_for_the_folds_is_refused(tmp_path):
+    store = make_store(tmp_path / "f.zarr", per_genre=4)
+    write_groups(tmp_path / "meta.csv", store, per_group=4)  # 3 groups
+    rows = with_groups(select_rows(store, genres="all"), store, tmp_path / "meta.csv")
+    with pytest.raises(BatchgenreError, match="cannot make 4 folds that keep groups whole: 3 groups"):
+        cross_validation(rows, folds=4, repeats=1, validation=0.25, seed=0)
 
 
 def epoch_rows(dataset) -> list[np.ndarray]:

@@ -71,7 +71,10 @@ def test_a_file_past_the_time_limit_fails_alone(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", per_genre=2, seconds=2)
     synth.write(corpus / "low" / "low.00050.wav", synth.tone(freq=100, seconds=15 * 60))
     out = tmp_path / "f.zarr"
-    result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--file-timeout", "1")
+    # The tutorial set, the slowest, takes about 30 s on those 15 minutes.
+    result = run_cli(
+        "featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--file-timeout", "1", "--features", "tutorial"
+    )
     assert result.returncode == 3, result.stderr
     rows = store_rows(out)
     assert rows["low/low.00050.wav"][:2] == (FAILED, "timed out after 1 s (raise the limit with --file-timeout)")
@@ -83,7 +86,8 @@ def test_a_crash_in_the_decoder_fails_that_file_alone(tmp_path):
     for i in range(3):
         synth.write(corpus / f"long{i}.wav", synth.tone(freq=200 + 100 * i, seconds=8 * 60))
     out = tmp_path / "f.zarr"
-    process = start_featurize(corpus, "--out", out, "--workers", "1", "--duration", "0")
+    # The tutorial set, the slowest, spends about 15 s on each 8-minute file: time to crash it midway.
+    process = start_featurize(corpus, "--out", out, "--workers", "1", "--duration", "0", "--features", "tutorial")
     try:
         helper = wait_for(
             lambda: next((p for p, c in descendants(process.pid).items() if "batchgenre.sandbox" in c), None),

@@ -59,7 +59,7 @@ def test_labels_come_from_genre_folders_only_in_gtzan_layout(tmp_path):
 def test_featurize_matches_the_reference_and_records_everything(tmp_path):
     corpus = make_corpus(tmp_path / "corpus")
     out = tmp_path / "f.zarr"
-    result = run_cli("featurize", corpus, "--out", out, "--workers", "2")
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "2", "--features", "tutorial")
     assert result.returncode == 0, result.stderr
     assert "9 done, 0 failed" in result.stdout
     assert "dashboard" in result.stderr
@@ -84,7 +84,7 @@ def test_offset_and_duration_choose_the_excerpt(tmp_path):
     corpus = tmp_path / "corpus"
     synth.write(corpus / "a.wav", np.concatenate([synth.tone(freq=200, seconds=3), synth.tone(freq=3000, seconds=3)]))
     out = tmp_path / "f.zarr"
-    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--offset", "3.5", "--duration", "2").returncode == 0
+    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--offset", "3.5", "--duration", "2", "--features", "tutorial").returncode == 0
     (_, _, vector), = store_rows(out).values()
     np.testing.assert_allclose(vector, tutorial_feature(corpus / "a.wav", offset=3.5, duration=2), rtol=1e-5, atol=1e-6)
 
@@ -234,7 +234,7 @@ def test_real_clips_match_the_reference(tmp_path, gtzan):
         for i in (0, 5):
             (corpus / genre / f"{genre}.{i:05d}.wav").symlink_to(gtzan / genre / f"{genre}.{i:05d}.wav")
     out = tmp_path / "f.zarr"
-    result = run_cli("featurize", corpus, "--out", out, "--workers", "2", "--genres", "reggae,classical,rock")
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "2", "--genres", "reggae,classical,rock", "--features", "tutorial")
     assert result.returncode == 0, result.stderr
     rows = store_rows(out)
     ours = np.stack([rows[p][2] for p in sorted(rows)])

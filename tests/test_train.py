@@ -126,6 +126,20 @@ def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_p
     assert 1 <= metrics["epochs_kept"] < 10
 
 
+def test_a_config_without_a_feature_set_trains_on_the_stores_and_says_so(tmp_path):
+    from batchgenre.train import train
+
+    store = make_store(tmp_path / "robust.zarr", per_genre=20, feature_set="robust")
+    report = train(make_config(store.url, tmp_path / "run"))
+    assert report.metrics["feature_set"] == "robust" and report.metrics["accuracy"] >= 0.9
+    assert config.load(report.run_dir / "config.toml").data.feature_set == "robust"
+    # The default summaries are those the set has (robust: mean and std), so the model reads all 120 values.
+    from batchgenre.model import load_model
+
+    model, _ = load_model(report.run_dir / "model.keras")
+    assert model.get_layer("standardise").adapt_mean.shape[-1] == 120
+
+
 def test_a_failed_row_is_left_out(separable, one_split):
     _, report = one_split
     assert report.metrics["rows"] == 59  # 60 planned, row 4 failed
@@ -164,6 +178,7 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path, capsys, separ
         text = "[data]\ngenres = ['low', 'jazz']\n"
     elif case == "other feature set":
         store = str(make_store(tmp_path / "fast.zarr", per_genre=2, feature_set="fast").url)
+        text = "[data]\nfeature_set = 'tutorial'\ngenres = ['low', 'high']\n"
     elif case == "typo":
         text += "[train]\nepoch = 3\n"
     elif case == "run folder exists":

@@ -1,0 +1,110 @@
+"""Test clips as users' files come: every variant of every clip written as a real file and featurized on the cluster.
+
+``batchgenre train --robustness`` scores each test fold's model on these copies of the fold's own
+test clips. The copies go through the same decode and feature code as any file (written to a
+temporary folder, then ``featurize``), never through a shortcut on feature vectors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from batchgenre.errors import BatchgenreError
+from batchgenre.audio import load
+from batchgenre.featurize import Clip, describe, featurize
+from batchgenre.store import DONE, FeatureStore
+from batchgenre.variants import VARIANTS, Variant, variant_path, write_variant
+
+log = logging.getLogger(__name__)
+
+ORIGINAL = "original"
+# Files one task writes the variants of: enough to keep task overhead small, few enough to spread.
+FILES_PER_TASK = 8
+
+
+@dataclass(frozen=True)
+class VariantRows:
+    """Where each source row's copy sits, per variant.
+
+    source [shape=(n,), dtype=int64]: the source rows asked for, ascending.
+    stores: each variant's feature store.
+    rows: for each variant, [shape=(n,), dtype=int64] the row of each source row's copy in its
+        store, or -1 where the copy could not be made or featurized.
+    """
+
+    source: np.ndarray
+    stores: dict[str, FeatureStore]
+    rows: dict[str, np.ndarray]
+
+
+def featurize_variants(store: FeatureStore, index: np.ndarray, *, workdir: Path, workers: int) -> VariantRows:
+    """Write every variant of the files of store rows ``index`` (ascending) under ``workdir`` and featurize each there.
+
+    The copies are made from the same excerpt the store's rows were computed from (its offset,
+    duration and rate), on a local cluster of ``workers``.
+    """
+    from batchgenre.cluster import connect
+
+    attrs = store.attrs
+    root = Path(attrs["root"])
+    paths = [str(p) for p in store.column("path")[index]]
+    absent = [p for p in paths if not (root / p).is_file()]
+    if absent:
+        raise BatchgenreError(
+            f"--robustness makes its test clips from the audio the store was featurized from, and "
+            f"{len(absent)} of those files are gone, like {root / absent[0]}"
+        )
+    clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
+    # A copy holds just the excerpt, so it is featurized whole.
+    copy_clip = Clip(sr=clip.sr, offset=0.0, duration=None)
+    stores, rows = {}, {}
+    with connect(workers=workers) as client:
+        log.info("writing %d variants of %d test clips", len(VARIANTS), len(paths))
+        batches = [paths[i : i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
+        futures = client.map(write_variants, batches, root=root, clip=clip, out=workdir, pure=False)
+        for batch_errors in client.gather(futures):
+            for path, error in batch_errors:
+                log.warning("%s: its variants could not be written: %s", path, error)
+        for name, variant in VARIANTS.items():
+            log.info("featurizing variant %s (%s)", name, variant.description)
+            url = str(workdir / f"{name}.zarr")
+            featurize(workdir / name, out=url, feature_set=attrs["feature_set"], clip=copy_clip, client=client)
+            stores[name] = FeatureStore.open(url)
+            rows[name] = _rows_of(stores[name], paths, variant)
+    lost = {name: int(np.sum(r < 0)) for name, r in rows.items() if np.any(r < 0)}
+    if lost:
+        log.warning("copies that could not be made or featurized, left out of their variant: %s", lost)
+    return VariantRows(source=np.asarray(index), stores=stores, rows=rows)
+
+
+def _rows_of(store: FeatureStore, paths: list[str], variant: Variant) -> np.ndarray:
+    """Row [shape=(len(paths),)] of each source path's done copy in a variant store, -1 where there is none."""
+    at = {str(p): i for i, p in enumerate(store.column("path"))}
+    status = store.column("status")
+    found = np.array([at.get(variant_path(Path(p), variant).as_posix(), -1) for p in paths], dtype=np.int64)
+    found[found >= 0] = np.where(status[found[found >= 0]] == DONE, found[found >= 0], -1)
+    return found
+
+
+def write_variants(paths: list[str], *, root: Path, clip: Clip, out: Path) -> list[tuple[str, str]]:
+    """Decode each file's excerpt once and write every variant of it to ``out/<variant>/<path>.<codec>``; runs on a worker.
+
+    Returns (path, reason) of the files whose variants could not be written.
+    """
+    failed = []
+    for path in paths:
+        written: list[Path] = []
+        try:
+            y = load(root / path, sr=clip.sr, offset=clip.offset, duration=clip.duration)
+            for name, variant in VARIANTS.items():
+                written.append(variant_path(out / name / path, variant))
+                write_variant(y, sr=clip.sr, variant=variant, path=out / name / path)
+        except Exception as error:  # one file's failure leaves its copies out, not the report
+            failed.append((path, describe(error)))
+            for copy in written:  # all of a file's variants, or none
+                copy.unlink(missing_ok=True)
+    return failed
