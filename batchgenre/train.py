@@ -75,6 +75,12 @@ class Tested(Scored):
     epochs: int
     variants: dict[str, Scored]
 
+    @property
+    def validation_accuracy(self) -> float | None:
+        """Accuracy on the split's validation rows at the epoch kept; None without validation rows."""
+        values = self.history.get("val_accuracy")
+        return float(values[self.epochs - 1]) if values else None
+
 
 @dataclass(frozen=True)
 class Report:
@@ -294,6 +300,9 @@ def _cv_metrics(tested: list[Tested], splits: list[Split], saved_split: Split, c
         **_scores("accuracy", [t.accuracy for t in tested], test_share),
         "epochs_kept": [t.epochs for t in tested],
     }
+    if all(t.validation_accuracy is not None for t in tested):
+        # What settings are chosen on: each fold's validation rows, at the epoch kept, before any refit.
+        metrics["validation_accuracy_mean"] = float(np.mean([t.validation_accuracy for t in tested]))
     if config.train.baseline:
         baseline = [t.baseline_accuracy for t in tested]
         metrics["baseline"] = {"model": BASELINE, **_scores("accuracy", baseline, test_share)}
@@ -369,7 +378,7 @@ def _robustness_metrics(tested: list[Tested], splits: list[Split]) -> dict[str, 
         # A split whose every copy failed to featurize has nothing to score for that variant.
         results = [r for r in (t if name == ORIGINAL else t.variants[name] for t in tested) if len(r.y_true)]
         entry = {
-            "description": "the test clips as they are" if name == ORIGINAL else VARIANTS[name].description,
+            "description": "original clips" if name == ORIGINAL else VARIANTS[name].description,
             "test_rows": sum(len(r.y_true) for r in results),
         }
         if results:

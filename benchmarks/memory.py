@@ -10,7 +10,6 @@ peak of the worker process itself, which only moves results and writes the store
 from __future__ import annotations
 
 import logging
-import resource
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import soundfile as sf
 
 from batchgenre.classify import Windows, classify_block
 from batchgenre.cluster import connect
+from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
 from benchmarks.common import corpus_files, machine, parser
 
@@ -74,11 +74,11 @@ def main() -> None:
             for f in files[:n]:
                 (corpus / f.parent.name).mkdir(parents=True, exist_ok=True)
                 (corpus / f.parent.name / f.name).symlink_to(f)
-            for name in ("tutorial", "fast"):
+            for name in FEATURE_SETS:
                 job = lambda c: featurize(corpus, out=f"{tmp}/{name}{n}.zarr", feature_set=name, client=c)  # noqa: E731
                 report(f"featurize {n} clips, {name}", *_worker_peaks(job))
-        long = write_long_file(Path(tmp, "long.flac"), minutes=args.minutes)
-        for name in ("tutorial", "fast"):
+        write_long_file(Path(tmp, "long.flac"), minutes=args.minutes)
+        for name in FEATURE_SETS:
             job = lambda c: c.submit(  # noqa: E731
                 classify_block, tmp, ["long.flac"], name, 22050, Windows(), file_timeout=3600, pure=False
             ).result()

@@ -100,6 +100,7 @@ def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly
     assert metrics["accuracy_mean"] >= 0.9 and len(metrics["accuracy_folds"]) == 4
     lo, hi = metrics["accuracy_ci95"]
     assert lo <= metrics["accuracy_mean"] <= hi and metrics["accuracy_std"] >= 0
+    assert 0.5 <= metrics["validation_accuracy_mean"] <= 1
     assert {"accuracy_mean", "accuracy_std", "accuracy_ci95", "accuracy_folds"} <= set(metrics["baseline"])
     paired = np.subtract(metrics["accuracy_folds"], metrics["baseline"]["accuracy_folds"])
     assert metrics["model_minus_baseline"]["difference_mean"] == pytest.approx(paired.mean())
