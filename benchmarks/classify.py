@@ -12,14 +12,13 @@ its cluster, as a user running the command sees it. ``--also`` times classify-di
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
 from batchgenre.classify import classify_dir, load_classifier
 from batchgenre.model import read_metadata
 from batchgenre.reference import tutorial_feature
-from benchmarks.common import corpus_files, machine, median_seconds, parser
+from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
 
 
 def main() -> None:
@@ -28,8 +27,7 @@ def main() -> None:
     p.add_argument("--also", type=Path, nargs="*", default=[], help="more models, of any feature set, for classify-dir")
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet_logging()
     files = corpus_files(args.corpus)
     model, metadata = load_classifier(args.model)
     if metadata["feature_set"] != "tutorial":

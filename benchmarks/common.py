@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import time
@@ -17,6 +18,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, default=os.environ.get(GTZAN_ENV), help=f"GTZAN-layout folder (default ${GTZAN_ENV})")
     p.add_argument("--repeats", type=int, default=3, help="repeats per measurement; medians are reported")
     return p
+
+
+def quiet_logging() -> None:
+    """Warnings, and errors of distributed only; distributed sets its loggers up when first imported, so first import it."""
+    import distributed  # noqa: F401
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
 
 
 def corpus_files(corpus: Path | None, *, limit: int | None = None) -> list[Path]:

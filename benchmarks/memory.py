@@ -9,7 +9,6 @@ peak of the worker process itself, which only moves results and writes the store
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from batchgenre.classify import Windows, classify_block
 from batchgenre.cluster import connect
 from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
-from benchmarks.common import corpus_files, machine, parser
+from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 
 def _peaks_mib() -> tuple[float, float]:
@@ -63,8 +62,7 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--minutes", type=float, default=60.0, help="length of the long file")
     args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet_logging()
     files = corpus_files(args.corpus)
     print(f"# one worker, peak resident memory (MiB); {machine()}")
     print(f"{'job':<46} {'helper warm':>11} {'helper peak':>11} {'growth':>7} {'worker peak':>11}")

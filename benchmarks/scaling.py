@@ -8,7 +8,6 @@ Scheduling overhead is the share of worker time not spent inside tasks:
 
 from __future__ import annotations
 
-import logging
 import statistics
 import tempfile
 import time
@@ -20,7 +19,7 @@ from batchgenre import sandbox
 from batchgenre.cluster import connect
 from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
-from benchmarks.common import corpus_files, machine, parser
+from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 
 def run(corpus: Path, *, workers: int, feature_set: str, repeats: int) -> dict:
@@ -64,8 +63,7 @@ def main() -> None:
     args = p.parse_args()
     if args.corpus is None:
         raise SystemExit("give --corpus or set BATCHGENRE_GTZAN")
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("distributed").setLevel(logging.ERROR)
+    quiet_logging()
     tmp = tempfile.TemporaryDirectory()
     corpus = replicated(args.corpus, args.copies, Path(tmp.name)) if args.copies > 1 else args.corpus
     print(f"# {args.repeats} repeats, medians; {machine()}")
