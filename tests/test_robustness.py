@@ -75,6 +75,26 @@ def test_train_robustness_reports_each_variant_for_model_and_baseline(corpus):
     assert (corpus / "run" / "robustness.png").stat().st_size > 10_000
 
 
+def test_one_split_scores_the_variants_of_its_test_clips_with_intervals(corpus, tmp_path):
+    from batchgenre import config
+    from batchgenre.train import train
+
+    cfg = config.from_dict(
+        {
+            "data": {"store": str(corpus / "f.zarr")},
+            "train": {"epochs": 30, "robustness": True},
+            "output": {"dir": str(tmp_path / "run")},
+        }
+    )
+    metrics = train(cfg).metrics
+    report = metrics["robustness"]["variants"]
+    assert report[ORIGINAL]["model"]["accuracy"] == metrics["accuracy"]
+    for name, entry in report.items():
+        assert entry["test_rows"] == metrics["split_sizes"]["test"], name
+        lo, hi = entry["baseline"]["accuracy_ci95"]
+        assert lo <= entry["baseline"]["accuracy"] <= hi, name
+
+
 def test_robustness_on_real_clips(gtzan, tmp_path):
     """Three genres of gtzan-mini, the robust set: every variant scored, and it holds within 0.1 of the originals."""
     from batchgenre import config
