@@ -136,7 +136,7 @@ def train(config: Config, *, force: bool = False) -> Report:
         else:
             saved, result = _fit_and_test(store, rows, saved_split, config, variants)
             tested = [result]
-            metrics = _split_metrics(result, saved_split)
+            metrics = _split_metrics(result, saved_split, grouped=bool(cfg.groups))
     if variants is not None:
         metrics["robustness"] = _robustness_metrics(tested, splits)
     metrics.update(_per_genre(tested, rows.genres))
@@ -296,7 +296,10 @@ def _test_share(splits: list[Split]) -> float:
 def _cv_metrics(tested: list[Tested], splits: list[Split], saved_split: Split, config: Config) -> dict[str, Any]:
     test_share = _test_share(splits)
     metrics: dict[str, Any] = {
-        "evaluation": f"stratified {config.split.folds}-fold cross-validation x {config.split.repeats} repeats",
+        "evaluation": (
+            f"stratified {'group ' if config.split.groups else ''}{config.split.folds}-fold cross-validation "
+            f"x {config.split.repeats} repeats"
+        ),
         **_scores("accuracy", [t.accuracy for t in tested], test_share),
         "epochs_kept": [t.epochs for t in tested],
     }
@@ -336,9 +339,9 @@ def _scores(
     }
 
 
-def _split_metrics(result: Tested, split: Split) -> dict[str, Any]:
+def _split_metrics(result: Tested, split: Split, *, grouped: bool) -> dict[str, Any]:
     metrics: dict[str, Any] = {
-        "evaluation": "one stratified train/validation/test split",
+        "evaluation": f"one stratified {'group ' if grouped else ''}train/validation/test split",
         "accuracy": result.accuracy,
         "accuracy_ci95": _binomial_interval(result.y_true == result.y_pred),
         "epochs_kept": result.epochs,
@@ -430,6 +433,7 @@ def _run_facts(config: Config, store: FeatureStore, rows: Rows, saved: Fit) -> d
     return {
         "genres": rows.genres,
         "rows": len(rows.index),
+        **({"groups": {"metadata": config.split.groups, "count": len(np.unique(rows.group))}} if rows.group is not None else {}),
         "augmented_copies": len(rows.copies),
         "seed": config.split.seed,
         "saved_model_epochs": saved.epochs,

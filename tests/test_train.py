@@ -141,6 +141,20 @@ def test_a_config_without_a_feature_set_trains_on_the_stores_and_says_so(tmp_pat
     assert model.get_layer("standardise").adapt_mean.shape[-1] == 120
 
 
+def test_groups_from_the_command_line_reach_the_splits_and_the_metrics(tmp_path, capsys):
+    from tests.test_dataset import write_groups
+
+    store = make_store(tmp_path / "f.zarr", per_genre=12)
+    write_groups(tmp_path / "artists.csv", store, per_group=3)
+    (tmp_path / "run.toml").write_text("[train]\nepochs = 12\n")
+    args = ["--store", store.url, "--groups", str(tmp_path / "artists.csv"), "--folds", "3", "--repeats", "1"]
+    assert cli.main(["train", str(tmp_path / "run.toml"), *args, "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["groups"] == {"metadata": str(tmp_path / "artists.csv"), "count": 12}
+    assert metrics["evaluation"].startswith("stratified group 3-fold") and metrics["accuracy_mean"] >= 0.8
+    assert "stratified group 3-fold" in capsys.readouterr().out
+
+
 def test_a_failed_row_is_left_out(separable, one_split):
     _, report = one_split
     assert report.metrics["rows"] == 59  # 60 planned, row 4 failed
