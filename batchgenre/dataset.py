@@ -140,7 +140,8 @@ def with_groups(rows: Rows, store: FeatureStore, metadata: str | Path) -> Rows:
                 if not path or not group:
                     raise BatchgenreError(f"{metadata}, line {line}: an empty path or group")
                 if groups.setdefault(path, group) != group:
-                    raise BatchgenreError(f"{metadata}, line {line}: {path} is in two groups, {groups[path]!r} and {group!r}")
+                    other = groups[path]
+                    raise BatchgenreError(f"{metadata}, line {line}: {path} is in two groups, {other!r} and {group!r}")
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise BatchgenreError(f"{metadata}: cannot read it as CSV ({error})") from None
     paths = store.column("path")[rows.index]

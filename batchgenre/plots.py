@@ -1,4 +1,4 @@
-"""Figures written to PNG: the confusion matrix, training curves, robustness to variants, and one file's four features."""
+"""Figures written to PNG: confusion matrix, training curves, accuracy per variant, one file's four features."""
 
 from __future__ import annotations
 

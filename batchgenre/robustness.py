@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from batchgenre.errors import BatchgenreError
 from batchgenre.audio import load
+from batchgenre.errors import BatchgenreError
 from batchgenre.featurize import Clip, describe, featurize
 from batchgenre.store import DONE, FeatureStore
 from batchgenre.variants import VARIANTS, Variant, variant_path, write_variant

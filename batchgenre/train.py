@@ -69,7 +69,7 @@ class Scored:
 
 @dataclass(frozen=True)
 class Tested(Scored):
-    """One split's test rows scored, the fit's history, and the same test clips scored as each variant (--robustness)."""
+    """One split's test rows scored, the fit's history, and its test clips scored as each variant (--robustness)."""
 
     history: dict[str, list[float]]
     epochs: int
@@ -168,7 +168,8 @@ def _open_store(config: Config) -> FeatureStore:
     if config.data.feature_set and made_with != config.data.feature_set:
         raise BatchgenreError(
             f"{url} holds feature set {made_with!r}, but {config.source} asks for {config.data.feature_set!r}: "
-            f"set [data] feature_set = {made_with!r} (or leave it out), or featurize with --features {config.data.feature_set}"
+            f"set [data] feature_set = {made_with!r} (or leave it out), "
+            f"or featurize with --features {config.data.feature_set}"
         )
     return store
 
@@ -390,7 +391,10 @@ def _robustness_metrics(tested: list[Tested], splits: list[Split]) -> dict[str, 
     scored = [v for v in VARIANTS if "model" in report[v]]
     drops = {w: report[ORIGINAL][w][key] - min(report[v][w][key] for v in scored) for w in who} if scored else {}
     return {
-        "how": "each test clip re-made as each variant (a real file, featurized on the cluster) and scored by its split's model",
+        "how": (
+            "each test clip re-made as each variant (a real file, featurized on the cluster) "
+            "and scored by its split's model"
+        ),
         "variants": report,
         "worst_drop": drops,
     }
@@ -433,7 +437,11 @@ def _run_facts(config: Config, store: FeatureStore, rows: Rows, saved: Fit) -> d
     return {
         "genres": rows.genres,
         "rows": len(rows.index),
-        **({"groups": {"metadata": config.split.groups, "count": len(np.unique(rows.group))}} if rows.group is not None else {}),
+        **(
+            {"groups": {"metadata": config.split.groups, "count": len(np.unique(rows.group))}}
+            if rows.group is not None
+            else {}
+        ),
         "augmented_copies": len(rows.copies),
         "seed": config.split.seed,
         "saved_model_epochs": saved.epochs,

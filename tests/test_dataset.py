@@ -152,7 +152,7 @@ def test_augmented_copies_follow_their_source_and_are_never_scored(tmp_path):
 
 
 def write_groups(path: Path, store: FeatureStore, *, per_group: int, skip: int | None = None) -> dict[str, str]:
-    """A metadata CSV putting each run of ``per_group`` consecutive files in one group (an artist); returns path -> group."""
+    """A CSV that puts each run of ``per_group`` consecutive files in one group (an artist); returns path -> group."""
     paths = sorted({str(p) for p in store.column("path")})
     groups = {p: f"artist {i // per_group}" for i, p in enumerate(paths) if i != skip}
     path.write_text("path,group\n" + "".join(f'"{p}",{g}\n' for p, g in groups.items()))
@@ -174,7 +174,7 @@ def test_group_splits_keep_every_group_on_one_side_and_copies_with_their_source(
     assert np.array_equal(np.bincount(tested, minlength=store.n_rows)[rows.index], np.full(len(rows.index), repeats))
     one = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0)
     for s in [*splits, one, final_split(rows, validation=0.25, seed=0)]:
-        parts = [group_of(store, groups, rows.fit_rows(s.train)), group_of(store, groups, s.validation), group_of(store, groups, s.test)]
+        parts = [group_of(store, groups, part) for part in (rows.fit_rows(s.train), s.validation, s.test)]
         assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
         assert len(s.train) + len(s.validation) + len(s.test) == len(rows.index)
     assert {len(s.test) for s in splits[:folds]} != {0}

@@ -1,4 +1,4 @@
-"""train --robustness: test clips re-made as real files of every variant, featurized on a real cluster, scored per variant."""
+"""train --robustness: test clips re-made as real files of each variant, featurized on a real cluster, scored."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def test_train_robustness_reports_each_variant_for_model_and_baseline(corpus):
     assert report[ORIGINAL]["model"]["accuracy_folds"] == metrics["accuracy_folds"]
     assert report[ORIGINAL]["baseline"]["accuracy_folds"] == metrics["baseline"]["accuracy_folds"]
     worst = min(report[v]["model"]["accuracy_mean"] for v in VARIANTS)
-    assert metrics["robustness"]["worst_drop"]["model"] == pytest.approx(report[ORIGINAL]["model"]["accuracy_mean"] - worst)
+    assert metrics["robustness"]["worst_drop"]["model"] == pytest.approx(
+        report[ORIGINAL]["model"]["accuracy_mean"] - worst
+    )
     assert (corpus / "run" / "robustness.png").stat().st_size > 10_000
 
 
@@ -100,10 +102,16 @@ def test_robustness_on_real_clips(gtzan, tmp_path):
     from batchgenre import config
     from batchgenre.train import train
 
-    featurize(gtzan, out=str(tmp_path / "f.zarr"), feature_set="robust", genres=["reggae", "classical", "rock"], workers=2)
+    featurize(
+        gtzan, out=str(tmp_path / "f.zarr"), feature_set="robust", genres=["reggae", "classical", "rock"], workers=2
+    )
     cfg = config.from_dict(
         {
-            "data": {"store": str(tmp_path / "f.zarr"), "feature_set": "robust", "genres": ["reggae", "classical", "rock"]},
+            "data": {
+                "store": str(tmp_path / "f.zarr"),
+                "feature_set": "robust",
+                "genres": ["reggae", "classical", "rock"],
+            },
             "model": {"log_blocks": [], "summaries": ["mean", "std"]},
             "split": {"folds": 3, "repeats": 1},
             "train": {"epochs": 48, "robustness": True},
