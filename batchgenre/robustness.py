@@ -17,7 +17,7 @@ from batchgenre.audio import load
 from batchgenre.errors import BatchgenreError
 from batchgenre.featurize import Clip, describe, featurize
 from batchgenre.store import DONE, FeatureStore
-from batchgenre.variants import VARIANTS, Variant, variant_path, write_variant
+from batchgenre.variants import VARIANTS, variant_path, write_variant
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +31,21 @@ class VariantRows:
     """Where each source row's copy sits, per variant.
 
     source [shape=(n,), dtype=int64]: the source rows asked for, ascending.
-    stores: each variant's feature store.
-    rows: for each variant, [shape=(n,), dtype=int64] the row of each source row's copy in its
-        store, or -1 where the copy could not be made or featurized.
+    store: the feature store of every copy of every variant.
+    rows: for each variant, [shape=(n,), dtype=int64] the row of each source row's copy in
+        ``store``, or -1 where the copy could not be made or featurized.
     """
 
     source: np.ndarray
-    stores: dict[str, FeatureStore]
+    store: FeatureStore
     rows: dict[str, np.ndarray]
 
 
 def featurize_variants(store: FeatureStore, index: np.ndarray, *, workdir: Path, workers: int) -> VariantRows:
-    """Write every variant of the files of store rows ``index`` (ascending) under ``workdir`` and featurize each there.
+    """Write every variant of the files of store rows ``index`` (ascending) under ``workdir`` and featurize them there.
 
     The copies are made from the same excerpt the store's rows were computed from (its offset,
-    duration and rate), on a local cluster of ``workers``.
+    duration and rate), on a local cluster of ``workers``, and featurized in one run into one store.
     """
     from batchgenre.cluster import connect
 
@@ -59,35 +59,27 @@ def featurize_variants(store: FeatureStore, index: np.ndarray, *, workdir: Path,
             f"{len(absent)} of those files are gone, like {root / absent[0]}"
         )
     clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
-    # A copy holds just the excerpt, so it is featurized whole.
-    copy_clip = Clip(sr=clip.sr, offset=0.0, duration=None)
-    stores, rows = {}, {}
+    audio, url = workdir / "audio", str(workdir / "variants.zarr")
     with connect(workers=workers) as client:
         log.info("writing %d variants of %d test clips", len(VARIANTS), len(paths))
         batches = [paths[i : i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
-        futures = client.map(write_variants, batches, root=root, clip=clip, out=workdir, pure=False)
+        futures = client.map(write_variants, batches, root=root, clip=clip, out=audio, pure=False)
         for batch_errors in client.gather(futures):
             for path, error in batch_errors:
                 log.warning("%s: its variants could not be written: %s", path, error)
-        for name, variant in VARIANTS.items():
-            log.info("featurizing variant %s (%s)", name, variant.description)
-            url = str(workdir / f"{name}.zarr")
-            featurize(workdir / name, out=url, feature_set=attrs["feature_set"], clip=copy_clip, client=client)
-            stores[name] = FeatureStore.open(url)
-            rows[name] = _rows_of(stores[name], paths, variant)
+        # A copy holds just the excerpt, so it is featurized whole.
+        featurize(audio, out=url, feature_set=attrs["feature_set"], clip=Clip(sr=clip.sr, duration=None), client=client)
+    copies = FeatureStore.open(url)
+    done = copies.column("status") == DONE
+    at = {str(p): i for i, p in zip(np.flatnonzero(done), copies.column("path")[done])}
+    rows = {
+        name: np.array([at.get(variant_path(Path(name, p), variant).as_posix(), -1) for p in paths], dtype=np.int64)
+        for name, variant in VARIANTS.items()
+    }
     lost = {name: int(np.sum(r < 0)) for name, r in rows.items() if np.any(r < 0)}
     if lost:
         log.warning("copies that could not be made or featurized, left out of their variant: %s", lost)
-    return VariantRows(source=np.asarray(index), stores=stores, rows=rows)
-
-
-def _rows_of(store: FeatureStore, paths: list[str], variant: Variant) -> np.ndarray:
-    """Row [shape=(len(paths),)] of each source path's done copy in a variant store, -1 where there is none."""
-    at = {str(p): i for i, p in enumerate(store.column("path"))}
-    status = store.column("status")
-    found = np.array([at.get(variant_path(Path(p), variant).as_posix(), -1) for p in paths], dtype=np.int64)
-    found[found >= 0] = np.where(status[found[found >= 0]] == DONE, found[found >= 0], -1)
-    return found
+    return VariantRows(source=np.asarray(index), store=copies, rows=rows)
 
 
 def write_variants(paths: list[str], *, root: Path, clip: Clip, out: Path) -> list[tuple[str, str]]:

@@ -242,10 +242,10 @@ def _fit_and_test(
     by_variant = {}
     if variants is not None:
         at = np.searchsorted(variants.source, split.test)
-        for name, variant_store in variants.stores.items():
-            copies = variants.rows[name][at]
+        for name, rows_of_copies in variants.rows.items():
+            copies = rows_of_copies[at]
             made = copies >= 0
-            by_variant[name] = _score(fit.model, baseline, variant_store, copies[made], labels[made], config)
+            by_variant[name] = _score(fit.model, baseline, variants.store, copies[made], labels[made], config)
     return fit, Tested(scored.y_true, scored.y_pred, scored.baseline_pred, fit.history, fit.epochs, by_variant)
 
 

@@ -34,20 +34,21 @@ def test_every_variant_is_a_real_file_featurized_like_any_other(corpus, tmp_path
     rows = select_rows(store, genres="all")
     asked = rows.index[::2]
     made = featurize_variants(store, asked, workdir=tmp_path, workers=2)
-    assert set(made.stores) == set(VARIANTS) and np.array_equal(made.source, asked)
+    assert set(made.rows) == set(VARIANTS) and np.array_equal(made.source, asked)
+    assert made.store.n_rows == len(VARIANTS) * len(asked)  # every copy of every variant, in one store
     paths = store.column("path")[asked]
     for name, variant in VARIANTS.items():
         copies = made.rows[name]
         assert np.all(copies >= 0), name
-        files = [tmp_path / name / f"{p}.{variant.codec}" for p in paths]
+        files = [tmp_path / "audio" / name / f"{p}.{variant.codec}" for p in paths]
         info = sf.info(files[0])
         assert info.samplerate == (variant.sr or 22050) and info.channels == variant.channels, name
         assert abs(info.duration - 4.0) < 0.1, name
-        assert [str(p) for p in made.stores[name].column("path")[copies]] == [
-            f.relative_to(tmp_path / name).as_posix() for f in files
+        assert [str(p) for p in made.store.column("path")[copies]] == [
+            f.relative_to(tmp_path / "audio").as_posix() for f in files
         ]
     original = read_features(store, asked)
-    quiet = read_features(made.stores["quiet"], np.sort(made.rows["quiet"]))[np.argsort(np.argsort(made.rows["quiet"]))]
+    quiet = read_features(made.store, np.sort(made.rows["quiet"]))[np.argsort(np.argsort(made.rows["quiet"]))]
     mel = np.array([n.startswith("melspectrogram.mean") for n in store.attrs["feature_names"]])
     # 20 dB quieter is a hundredth of the mel power, give or take 16-bit rounding.
     ratio = np.median(quiet[:, mel] / original[:, mel])
