@@ -41,7 +41,6 @@ class Summary:
     store: str
     done: int
     failed: list[tuple[str, str]] = field(default_factory=list)
-    processed: int = 0
     vanished: list[str] = field(default_factory=list)
     lost_blocks: list[tuple[int, str]] = field(default_factory=list)
     lost_workers: list[str] = field(default_factory=list)
@@ -168,7 +167,7 @@ def featurize(
             vanished = _plan(store, relpaths, file_genres, root, augment=augment)
             todo = _blocks_to_run(store, retry_failed)
             started = time.time()
-            processed, lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout)
+            lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout)
             workers_lost = lost_workers(client, since=started)
 
     status = store.column("status")
@@ -178,7 +177,7 @@ def featurize(
         for i in np.flatnonzero(status == FAILED)
     ]
     return Summary(
-        store=out, done=int((status == DONE).sum()), failed=failed, processed=processed, vanished=vanished,
+        store=out, done=int((status == DONE).sum()), failed=failed, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,
     )
 
@@ -220,7 +219,7 @@ def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
 
 def _run_blocks(
     client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool, file_timeout: float
-) -> tuple[int, list[tuple[int, str]]]:
+) -> list[tuple[int, str]]:
     """Submit one task per block and follow them to the end; a block that cannot run is reported, not fatal."""
     from distributed import as_completed
 
@@ -231,7 +230,7 @@ def _run_blocks(
     total = sum(todo.values())
     if not todo:
         log.info("nothing to do: every file in %s is already featurized", store.url)
-        return 0, []
+        return []
     log.info("featurizing %d files in %d blocks of up to %d", total, len(todo), store.rows_per_chunk)
     futures = {
         client.submit(
@@ -240,17 +239,17 @@ def _run_blocks(
         ): block
         for block in todo
     }
-    processed, lost = 0, []
+    lost = []
     with Progress(total) as progress:
         for future in as_completed(futures):
             block = futures[future]
             try:
-                processed += future.result()
+                future.result()  # raises what the block raised
             except Exception as error:  # a lost worker or an unwritable store: keep the other blocks
                 lost.append((block, f"{type(error).__name__}: {error}"))
                 log.error("block %d could not be written: %s", block, error)
             progress.update(todo[block])
-    return processed, lost
+    return lost
 
 
 def featurize_block(
