@@ -150,7 +150,14 @@ def _add_train_commands(commands) -> None:
     p.add_argument("config", type=Path, help="the run's config, e.g. configs/three_genres.toml")
     p.add_argument("--store", help="the feature store to train on (overrides [data] store)")
     p.add_argument("--out", help="the run folder to write (overrides [output] dir)")
-    p.add_argument("--seed", type=_count, help="seed of the splits and the model (overrides [split] seed)")
+    p.add_argument(
+        "--seed", type=_count, help="seed of the splits, and of the model unless --weight-seed (overrides [split] seed)"
+    )
+    p.add_argument(
+        "--weight-seed",
+        type=_count,
+        help="seed of the initial weights and the shuffling alone, same splits (overrides [train] weight_seed)",
+    )
     p.add_argument("--folds", type=_count, help="K of repeated stratified K-fold cross-validation; 0: one split")
     p.add_argument("--repeats", type=_positive, help="repeats of the cross-validation (overrides [split] repeats)")
     p.add_argument("--epochs", type=_positive, help="most epochs to train (overrides [train] epochs)")
@@ -182,6 +189,7 @@ def _train(args: argparse.Namespace) -> int:
         store=args.store,
         out=args.out,
         seed=args.seed,
+        weight_seed=args.weight_seed,
         folds=args.folds,
         repeats=args.repeats,
         epochs=args.epochs,

@@ -66,6 +66,9 @@ class TrainConfig:
     optimizer: str = "rmsprop"
     learning_rate: float = 0.001
     loss: str = "sparse_categorical_crossentropy"
+    # Seed of the initial weights and the stream's shuffling; None: the [split] seed. Another
+    # weight seed on the same splits shows how much of a figure is the luck of the initial weights.
+    weight_seed: int | None = None
     epochs: int = 64
     batch_size: int = 32
     early_stopping_patience: int = 0  # epochs without a lower validation loss before stopping; 0: off
@@ -230,6 +233,7 @@ _CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
         "optimizer": _one_of(OPTIMIZERS),
         "learning_rate": _positive_number,
         "loss": _one_of(LOSSES),
+        "weight_seed": _integer(0),
         "epochs": _integer(1),
         "batch_size": _integer(1),
         "early_stopping_patience": _integer(0),
@@ -300,6 +304,7 @@ def with_overrides(
     store: str | None = None,
     out: str | None = None,
     seed: int | None = None,
+    weight_seed: int | None = None,
     folds: int | None = None,
     repeats: int | None = None,
     epochs: int | None = None,
@@ -311,6 +316,7 @@ def with_overrides(
         ("data", "store", "--store"): store,
         ("output", "dir", "--out"): out,
         ("split", "seed", "--seed"): seed,
+        ("train", "weight_seed", "--weight-seed"): weight_seed,
         ("split", "folds", "--folds"): folds,
         ("split", "repeats", "--repeats"): repeats,
         ("train", "epochs", "--epochs"): epochs,
@@ -383,7 +389,8 @@ def _toml_value(value: Any) -> str:
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+    """TOML-able values; a key left unset (None) is left out, as TOML has no null, and so takes its default."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items() if v is not None}
 
 
 def _did_you_mean(word: str, choices) -> str:

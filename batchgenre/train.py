@@ -101,8 +101,10 @@ def train(config: Config, *, force: bool = False) -> Report:
             f"{run_dir}: the run folder exists; pass --force to write over it, or choose another --out"
         )
     store = _open_store(config)
-    # From here on the config names the set the store holds, and so does the config.toml it writes.
+    # From here on the config names the set the store holds and the weight seed, as does the config.toml it writes.
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, feature_set=store.attrs["feature_set"]))
+    if config.train.weight_seed is None:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, weight_seed=config.split.seed))
     check_feature_set(config, get_feature_set(config.data.feature_set))
     rows = select_rows(store, genres=config.data.genres)
     if len(rows.genres) < 2:
@@ -180,7 +182,7 @@ def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, 
         index,
         rows.labels_of(index),
         batch_size=config.train.batch_size,
-        shuffle_seed=config.split.seed if shuffle else None,
+        shuffle_seed=config.train.weight_seed if shuffle else None,
         shuffle_buffer=config.train.shuffle_buffer,
     )
 
@@ -193,7 +195,7 @@ def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Confi
     from batchgenre.model import build_model
 
     keras.backend.clear_session()  # models of earlier folds would otherwise pile up in the graph
-    backend.seed_everything(config.split.seed)
+    backend.seed_everything(config.train.weight_seed)
     return build_model(
         n_genres=len(rows.genres),
         feature_names=store.attrs["feature_names"],
@@ -444,6 +446,7 @@ def _run_facts(config: Config, store: FeatureStore, rows: Rows, saved: Fit) -> d
         ),
         "augmented_copies": len(rows.copies),
         "seed": config.split.seed,
+        "weight_seed": config.train.weight_seed,
         "saved_model_epochs": saved.epochs,
         "config": config.source,
         "store": store.url,

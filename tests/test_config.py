@@ -50,6 +50,7 @@ def test_the_shipped_configs_are_the_tutorial_and_all_ten_genres():
         ("[train]\nepochs = 6.5", "[train] epochs must be an integer of at least 1, got 6.5"),
         ("[train]\nrefit = 'yes'", "[train] refit must be true or false, got 'yes'"),
         ("[train]\nlearning_rate = -1", "[train] learning_rate must be a positive number, got -1"),
+        ("[train]\nweight_seed = -1", "[train] weight_seed must be an integer of at least 0, got -1"),
         ("[split]\ntrain = 1.5", "[split] train must be a number between 0 and 1, got 1.5"),
         ("[split]\ntrain = 0.7", "[split] train, validation and test must add up to 1, got 0.7 + 0.2 + 0.2 = 1.1"),
         ("[split]\nfolds = 1", "[split] folds must be 0 (one split) or a number of folds of at least 2, got 1"),

@@ -118,6 +118,24 @@ def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly
     assert weights[0] == weights[1]
 
 
+def test_a_weight_seed_changes_the_weights_on_the_same_splits(separable, tmp_path):
+    def run(name: str, *flags: str) -> tuple[dict, bytes, config.Config]:
+        (tmp_path / "run.toml").write_text("[split]\nseed = 5\nfolds = 2\nrepeats = 1\n[train]\nepochs = 6\n")
+        args = ["--store", str(separable), "--out", str(tmp_path / name), *flags]
+        assert cli.main(["train", str(tmp_path / "run.toml"), *args]) == 0
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        weights = zipfile.ZipFile(tmp_path / name / "model.keras").read("model.weights.h5")
+        return metrics, weights, config.load(tmp_path / name / "config.toml")
+
+    default, explicit, other = run("default"), run("explicit", "--weight-seed", "5"), run("other", "--weight-seed", "6")
+    assert default[0]["weight_seed"] == default[2].train.weight_seed == 5  # the split seed, written out
+    assert other[0]["weight_seed"] == other[2].train.weight_seed == 6 and other[2].split.seed == 5
+    assert explicit[1] == default[1] and other[1] != default[1]
+    # The same folds: the baseline, which has no weights to seed, scores the same on each.
+    assert other[0]["baseline"]["accuracy_folds"] == default[0]["baseline"]["accuracy_folds"]
+    assert other[0]["split_sizes"] == default[0]["split_sizes"]
+
+
 def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_path):
     from batchgenre.train import train
 
