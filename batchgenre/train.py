@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from batchgenre import __version__, backend
+from batchgenre import __version__, backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
 from batchgenre.config import Config, check_feature_set, to_toml
 from batchgenre.dataset import (
     Rows,
@@ -189,7 +189,6 @@ def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, 
 
 def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config):
     """A compiled model whose standardisation is adapted on rows ``index`` alone."""
-    from batchgenre import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
     import keras
 
     from batchgenre.model import build_model
@@ -207,7 +206,6 @@ def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Confi
 
 def _fit(store: FeatureStore, rows: Rows, split: Split, config: Config) -> Fit:
     """Fit on the training rows, stopping early on validation rows if configured; then refit on both if configured."""
-    from batchgenre import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
     import keras
 
     cfg = config.train
@@ -429,7 +427,6 @@ def _per_genre(tested: list[Tested], genres: list[str]) -> dict[str, Any]:
 
 
 def _run_facts(config: Config, store: FeatureStore, rows: Rows, saved: Fit) -> dict[str, Any]:
-    from batchgenre import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
     import keras
     import sklearn
     import tensorflow as tf
@@ -543,7 +540,7 @@ def _robustness_table(robustness: dict[str, Any]) -> str:
     key = "accuracy_mean" if "accuracy_mean" in variants[ORIGINAL]["model"] else "accuracy"
     lines = ["test accuracy on the test clips re-made as users' files come:"]
     lines.append(f"  {'variant':<24}" + "".join(f" {w:>8}" for w in who) + f" {'rows':>6}")
-    for name, entry in variants.items():
+    for entry in variants.values():
         cells = "".join(f" {entry[w][key]:>8.3f}" if w in entry else f" {'-':>8}" for w in who)
         lines.append(f"  {entry['description'][:24]:<24}{cells} {entry['test_rows']:>6d}")
     drops = robustness["worst_drop"]
