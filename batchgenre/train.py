@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from batchgenre import __version__, backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
-from batchgenre.config import Config, check_feature_set, to_toml
+from batchgenre.config import Config, SplitConfig, check_feature_set, to_toml
 from batchgenre.dataset import (
     Rows,
     Split,
@@ -112,13 +112,7 @@ def train(config: Config, *, force: bool = False) -> Report:
     cfg = config.split
     if cfg.groups:
         rows = with_groups(rows, store, cfg.groups)
-    holdout = cfg.validation / (cfg.train + cfg.validation)
-    if cfg.folds:
-        splits = cross_validation(rows, folds=cfg.folds, repeats=cfg.repeats, validation=holdout, seed=cfg.seed)
-        saved_split = final_split(rows, validation=holdout, seed=cfg.seed)
-    else:
-        splits = []
-        saved_split = split_rows(rows, train=cfg.train, validation=cfg.validation, test=cfg.test, seed=cfg.seed)
+    splits, saved_split = plan_splits(rows, cfg)
 
     with contextlib.ExitStack() as stack:
         variants = None
@@ -145,6 +139,15 @@ def train(config: Config, *, force: bool = False) -> Report:
     metrics.update(_run_facts(config, store, rows, saved))
     _write_outputs(run_dir, config, store, saved, tested, metrics)
     return Report(run_dir=run_dir, metrics=metrics)
+
+
+def plan_splits(rows: Rows, cfg: SplitConfig) -> tuple[list[Split], Split]:
+    """The cross-validation splits (none with ``folds = 0``) and the split of the model that is saved."""
+    holdout = cfg.validation / (cfg.train + cfg.validation)
+    if cfg.folds:
+        splits = cross_validation(rows, folds=cfg.folds, repeats=cfg.repeats, validation=holdout, seed=cfg.seed)
+        return splits, final_split(rows, validation=holdout, seed=cfg.seed)
+    return [], split_rows(rows, train=cfg.train, validation=cfg.validation, test=cfg.test, seed=cfg.seed)
 
 
 def _open_store(config: Config) -> FeatureStore:

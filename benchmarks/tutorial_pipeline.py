@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre import backend
-from batchgenre.config import load
-from batchgenre.dataset import cross_validation, read_features, select_rows
+from batchgenre.config import load, with_overrides
+from batchgenre.dataset import read_features, select_rows
 from batchgenre.store import FeatureStore
-from batchgenre.train import _scores, _test_share
+from batchgenre.train import _scores, _test_share, plan_splits
 from benchmarks.common import machine
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -45,10 +45,9 @@ def tutorial_model(n_features: int, n_genres: int):
 
 def fold_accuracies(store: FeatureStore, config_path: Path, folds: int) -> tuple[list[float], float]:
     """Test accuracy of the tutorial's model on each fold of ``config_path``'s cross-validation, and the test share."""
-    cfg = load(config_path)
+    cfg = with_overrides(load(config_path), folds=folds)
     rows = select_rows(store, genres=cfg.data.genres)
-    holdout = cfg.split.validation / (cfg.split.train + cfg.split.validation)
-    splits = cross_validation(rows, folds=folds, repeats=cfg.split.repeats, validation=holdout, seed=cfg.split.seed)
+    splits, _ = plan_splits(rows, cfg.split)
     scores = []
     for split in splits:
         backend.seed_everything(cfg.split.seed)
@@ -70,7 +69,7 @@ def main() -> None:
     if store.attrs["feature_set"] != "tutorial":
         found = store.attrs["feature_set"]
         raise SystemExit(f"{args.store} holds feature set {found!r}; the tutorial's model reads 'tutorial'")
-    print(f"# the tutorial's pipeline, {args.folds} folds x 3 repeats, {EPOCHS} epochs; {machine()}")
+    print(f"# the tutorial's pipeline, {EPOCHS} epochs, on the folds of `train --folds {args.folds}`; {machine()}")
     for name in args.configs.split(","):
         scores, test_share = fold_accuracies(store, CONFIGS / f"{name}.toml", args.folds)
         s = _scores("accuracy", scores, test_share)
