@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 import warnings
@@ -12,6 +13,7 @@ from batchgenre import __version__
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
+from batchgenre.store import MAX_AUGMENT
 
 log = logging.getLogger("batchgenre")
 
@@ -21,8 +23,8 @@ EXIT_USAGE = 2  # a bad command line or unusable input: one line on stderr says 
 EXIT_SOME_FAILED = 3  # the run finished, but some files failed; they are listed
 
 
-def _whole_number(minimum: int):
-    """An argparse type: a whole number of at least ``minimum``, refused in words otherwise."""
+def _whole_number(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number from ``minimum`` to ``maximum``, refused in words otherwise."""
 
     def parse(text: str) -> int:
         try:
@@ -31,6 +33,8 @@ def _whole_number(minimum: int):
             raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
         if n < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {n}")
+        if maximum is not None and n > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {n}")
         return n
 
     return parse
@@ -100,8 +104,44 @@ def _windows(args: argparse.Namespace):
     return Windows.excerpt(offset=args.offset or 0.0, duration=duration)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with whole option names only, and usage errors said in one line.
+
+    A misspelt option is named before argparse can take it for something else: ``featurize
+    --wrkers 2 gtzan/`` would otherwise blame ``gtzan/``, and ``--ouput`` would print the
+    top-level usage.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        self._refuse_unknown_options(args)
+        return super().parse_args(args, namespace)
+
+    def _refuse_unknown_options(self, args: list[str]) -> None:
+        subparsers = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+        parser, known = self, set(self._option_string_actions)
+        for arg in args:
+            if arg == "--":
+                return
+            if subparsers is not None and parser is self and arg in subparsers.choices:
+                parser = subparsers.choices[arg]
+                known = set(parser._option_string_actions)
+            elif arg.startswith("--") and arg.split("=", 1)[0] not in known:
+                name = arg.split("=", 1)[0]
+                close = difflib.get_close_matches(name, sorted(k for k in known if k.startswith("--")), n=1)
+                parser.error(f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+
+    def error(self, message: str):
+        positionals = " ".join(a.metavar or a.dest for a in self._actions if not a.option_strings)
+        usage = f"{self.prog} [options] {positionals}".rstrip()
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}; usage: {usage} (more in `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batchgenre", description="Genre features and predictions for whole music collections.")
+    parser = _Parser(prog="batchgenre", description="Genre features and predictions for whole music collections.")
     parser.add_argument("--version", action="version", version=f"batchgenre {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -115,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--genres", type=_genre_list, help="comma-separated genre folders to include (default all)")
     p.add_argument("--retry-failed", action="store_true", help="compute files that failed before again")
     p.add_argument(
-        "--augment", type=_count, default=0, metavar="K",
+        "--augment", type=_whole_number(0, MAX_AUGMENT), default=0, metavar="K",
         help="also add K altered copies of each labelled file (gain, bandwidth, rate, codec) for training",
     )
     _add_clip_options(p)
@@ -218,7 +258,7 @@ def _featurize(args: argparse.Namespace) -> int:
     get_feature_set(args.features)  # refuse an unknown name before starting a cluster
     summary = featurize(
         args.folder,
-        out=args.out,
+        out=_absolute_store(args.out),
         feature_set=args.features,
         genres=args.genres,
         clip=Clip(offset=args.offset, duration=args.duration or None),
@@ -236,9 +276,29 @@ def _featurize(args: argparse.Namespace) -> int:
     return EXIT_OK if not summary.failed and not summary.lost_blocks else EXIT_SOME_FAILED
 
 
+def _absolute_store(out: str) -> str:
+    """A local store path made absolute here: remote workers (``--scheduler``) resolve a relative one in their own folder."""
+    return out if "://" in out else str(Path(out).expanduser().absolute())
+
+
+def _check_model_path(model: Path | None) -> None:
+    """Refuse a missing model before TensorFlow loads, which takes seconds on a small machine."""
+    from batchgenre.classify import DEFAULT_MODEL
+
+    if model is None and not DEFAULT_MODEL.is_file():
+        raise BatchgenreError(
+            f"no trained model at {DEFAULT_MODEL}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
+        )
+    if model is not None and not model.is_file():
+        raise BatchgenreError(f"{model}: no model there; train one with `batchgenre train`")
+
+
 def _classify_dir(args: argparse.Namespace) -> int:
     from batchgenre.classify import classify_dir
 
+    if not args.folder.is_dir():
+        raise BatchgenreError(f"{args.folder}: no such folder")
+    _check_model_path(args.model)
     summary = classify_dir(
         args.folder,
         model_path=args.model,
@@ -258,6 +318,9 @@ def _classify_dir(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from batchgenre.classify import classify_one
 
+    if "://" not in args.source and not Path(args.source).is_file():
+        raise BatchgenreError(f"{args.source}: no such file")
+    _check_model_path(args.model)
     row = classify_one(args.source, model_path=args.model, windows=_windows(args))
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")

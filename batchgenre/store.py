@@ -36,6 +36,7 @@ STORE_FORMAT = 1
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
+MAX_AUGMENT = int(np.iinfo(np.uint8).max)  # altered copies a file can have: the augment column is uint8
 # Attributes that decide what a feature vector means: a rerun must agree on all of them.
 AUDIO_KEYS = ("feature_set", "feature_params", "feature_names", "sample_rate", "offset", "duration")
 

@@ -17,7 +17,9 @@ def gtzan() -> Path:
     """The gtzan-mini folder (one folder per genre of 22050 Hz mono wavs), or a skip saying why."""
     folder = os.environ.get(GTZAN_ENV)
     if not folder:
-        pytest.skip(f"real-audio test: set {GTZAN_ENV} to the gtzan-mini folder (../shared/data/gtzan-mini)")
+        beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "gtzan-mini"
+        where = f"={beside}" if beside.is_dir() else " to a folder of GTZAN clips, one folder per genre"
+        pytest.skip(f"real-audio test: set {GTZAN_ENV}{where}")
     if not Path(folder, "rock").is_dir():
         pytest.skip(f"{GTZAN_ENV}={folder} holds no genre folders")
     return Path(folder)

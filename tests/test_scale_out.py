@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from batchgenre.store import DONE
 from tests.conftest import run_cli
 from tests.test_featurize import make_corpus, store_rows
 
@@ -39,7 +40,7 @@ def scheduler(tmp_path_factory):
     processes.append(
         subprocess.Popen(
             [str(dask), "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=open(logs / "workers.log", "w"),
+            stdout=subprocess.DEVNULL, stderr=open(logs / "workers.log", "w"), cwd=logs,
         )
     )
     from distributed import Client
@@ -73,6 +74,16 @@ def test_featurize_on_an_existing_cluster_equals_a_local_run(tmp_path, scheduler
     for path, (status, error, vector) in expected.items():
         assert got[path][:2] == (status, error)
         np.testing.assert_array_equal(got[path][2], vector)
+
+
+def test_a_relative_out_means_the_clients_folder_not_the_workers(tmp_path, scheduler):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=2, seconds=1)
+    here = tmp_path / "client"
+    here.mkdir()
+    result = run_cli("featurize", corpus, "--out", "rel.zarr", "--scheduler", scheduler, cwd=here)
+    assert result.returncode == 0, result.stderr
+    rows = store_rows(here / "rel.zarr")
+    assert len(rows) == 6 and all(status == DONE for status, _, _ in rows.values())
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path):
