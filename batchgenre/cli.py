@@ -245,6 +245,8 @@ def _train(args: argparse.Namespace) -> int:
 def _plot_features(args: argparse.Namespace) -> int:
     from batchgenre.plots import plot_features
 
+    if not args.file.is_file():
+        raise BatchgenreError(f"{args.file}: no such file")
     out = args.out or Path(args.file.stem + ".png")
     plot_features(args.file, out, offset=args.offset, duration=args.duration or None)
     print(f"-> {out}")

@@ -100,10 +100,13 @@ def plot_features(
     import librosa
     import librosa.display
 
-    from batchgenre.audio import load
+    from batchgenre.audio import DecodeError, load
     from batchgenre.features import HOP_LENGTH, N_FFT, TUTORIAL, FeatureError
 
-    y = load(path, sr=sr, offset=offset, duration=duration)
+    try:
+        y = load(path, sr=sr, offset=offset, duration=duration)
+    except DecodeError as error:  # its reason reads well in a table whose row names the file; here it must
+        raise DecodeError(f"{path}: {error}") from None
     if y.size < N_FFT:
         raise FeatureError(f"{path}: too short to draw: {y.size} samples, one FFT frame needs {N_FFT}")
     blocks = TUTORIAL.frames(y, sr)

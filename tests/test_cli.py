@@ -62,3 +62,11 @@ def test_missing_paths_are_refused_before_tensorflow_loads(tmp_path, args, says)
     status, tensorflow_loaded = json.loads(result.stdout)
     assert status == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not tensorflow_loaded
+
+
+def test_plot_features_names_the_file_it_cannot_draw(tmp_path):
+    result = run_cli("plot-features", "nosuch.wav", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr == "batchgenre: nosuch.wav: no such file\n"
+    (tmp_path / "junk.wav").write_bytes(b"not audio at all" * 100)
+    result = run_cli("plot-features", "junk.wav", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("batchgenre: junk.wav: ") and "Traceback" not in result.stderr
