@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from batchgenre.errors import BatchgenreError
+from batchgenre.errors import BatchgenreError, shown
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh")
@@ -291,7 +291,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<config>") -> Config:
             try:
                 checked[key] = checks[key](value)
             except _Bad as bad:
-                raise BatchgenreError(f"{source}: [{table}] {key} {bad}, got {_shown(value)}") from None
+                raise BatchgenreError(f"{source}: [{table}] {key} {bad}, got {shown(value)}") from None
         tables[table] = _TABLES[table](**checked)
     config = Config(**tables, source=source)
     _check_together(config)
@@ -329,7 +329,7 @@ def with_overrides(
         try:
             value = _CHECKS[table][key](value)
         except _Bad as bad:
-            raise BatchgenreError(f"{flag} {bad}, got {_shown(value)}") from None
+            raise BatchgenreError(f"{flag} {bad}, got {shown(value)}") from None
         config = dataclasses.replace(config, **{table: dataclasses.replace(getattr(config, table), **{key: value})})
     _check_together(config)
     return config
@@ -401,7 +401,3 @@ def _did_you_mean(word: str, choices) -> str:
 def _listed(choices) -> str:
     return ", ".join(choices)
 
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
