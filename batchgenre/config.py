@@ -1,4 +1,4 @@
-"""Training configs in TOML: each key stated once (default, check, help, flag), validation that names the key, overrides.
+"""Training configs in TOML: each key stated once (default, check, help, flag); errors that name the key; overrides.
 
 A config has five tables, ``[data] [split] [model] [train] [output]``; any key left out takes its
 default. Each key is one field below, made by :func:`_key`: its checks, the ``train`` command's
@@ -175,14 +175,19 @@ class DataConfig:
     )
     genres: tuple[str, ...] | str = _key(
         "all", _genres,
-        'a list of genres, in the order the model reports them, or `"all"` (every genre of the store with featurized rows)',
+        'a list of genres, in the order the model reports them, or `"all"` '
+        "(every genre of the store with featurized rows)",
     )
-    workers: int = _key(2, _integer(1), "Dask workers when `audio` is featurized first, or test clips re-made for robustness")
+    workers: int = _key(
+        2, _integer(1), "Dask workers when `audio` is featurized first, or test clips re-made for robustness"
+    )
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    train: float = _key(0.6, _fraction(allow_zero=False), "share of the rows to fit on; train, validation and test add up to 1")
+    train: float = _key(
+        0.6, _fraction(allow_zero=False), "share of the rows to fit on; train, validation and test add up to 1"
+    )
     validation: float = _key(
         0.2, _fraction(allow_zero=True), "share held out to choose the epoch and settings on; may be 0"
     )
@@ -192,7 +197,9 @@ class SplitConfig:
         "seed of the splits, and of the shuffling and the weights unless `[train] weight_seed` is set",
         flag="--seed",
     )
-    folds: int = _key(0, _folds, "0: one split; K >= 2: repeated stratified K-fold cross-validation", flag="--folds", metavar="K")
+    folds: int = _key(
+        0, _folds, "0: one split; K >= 2: repeated stratified K-fold cross-validation", flag="--folds", metavar="K"
+    )
     repeats: int = _key(3, _integer(1), "repeats of the K-fold", flag="--repeats")
     groups: str = _key(
         "", _text,
@@ -204,7 +211,9 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    hidden_layers: tuple[int, ...] = _key((300, 200), _hidden_layers, "sizes of the hidden Dense layers: positive integers")
+    hidden_layers: tuple[int, ...] = _key(
+        (300, 200), _hidden_layers, "sizes of the hidden Dense layers: positive integers"
+    )
     activation: str = _key("relu", _one_of(ACTIVATIONS), ", ".join(ACTIVATIONS))
     log_blocks: tuple[str, ...] = _key(
         ("melspectrogram",), _names, "feature blocks replaced by their log10 inside the model, where the set has them"
@@ -295,7 +304,7 @@ class Flag:
 
     @property
     def dest(self) -> str:
-        """The keyword :func:`with_overrides` takes it by, as argparse names it: ``--weight-seed`` -> ``weight_seed``."""
+        """The keyword :func:`with_overrides` takes it by, as argparse names it (``--weight-seed``: ``weight_seed``)."""
         return self.name.removeprefix("--").replace("-", "_")
 
 
@@ -308,7 +317,8 @@ def _flags() -> tuple[Flag, ...]:
                 continue
             kind = next(t for t in typing.get_args(hints[key]) or (hints[key],) if t is not type(None))
             text = f.metadata["help"].replace("`", "")
-            flags.append(Flag(f.metadata["flag"], table, key, kind, f"{text} (overrides [{table}] {key})", f.metadata["metavar"]))
+            described = f"{text} (overrides [{table}] {key})"
+            flags.append(Flag(f.metadata["flag"], table, key, kind, described, f.metadata["metavar"]))
     return tuple(flags)
 
 
@@ -349,7 +359,9 @@ def from_dict(raw: dict[str, Any], *, source: str = "<config>") -> Config:
         for key, value in values.items():
             if key not in keys:
                 suggestion = _did_you_mean(key, keys)
-                raise BatchgenreError(f"{source}: unknown key [{table}] {key}{suggestion}; [{table}] takes {_listed(keys)}")
+                raise BatchgenreError(
+                    f"{source}: unknown key [{table}] {key}{suggestion}; [{table}] takes {_listed(keys)}"
+                )
             try:
                 checked[key] = keys[key].metadata["check"](value)
             except _Bad as bad:
@@ -369,7 +381,7 @@ def with_overrides(config: Config, **flags: Any) -> Config:
     by_dest = {flag.dest: flag for flag in FLAGS}
     unknown = set(flags) - set(by_dest)
     if unknown:
-        raise TypeError(f"with_overrides() takes no flag {', '.join(sorted(unknown))}; the flags are {_listed(by_dest)}")
+        raise TypeError(f"with_overrides() takes no flag {_listed(sorted(unknown))}; the flags are {_listed(by_dest)}")
     for dest, value in flags.items():
         if value is None:
             continue

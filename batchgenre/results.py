@@ -63,7 +63,7 @@ class Schema:
         self.columns = list(self.types)
 
     def typed(self, row: dict[str, Any], *, where: Path) -> dict[str, Any]:
-        """``row`` with every column, each value as its column's type; "" in a number column (CSV, old files) is null."""
+        """``row`` with every column, each value as its column's type; "" in a number column is null."""
         typed = {}
         for name, kind in self.types.items():
             value = row.get(name)
@@ -176,7 +176,8 @@ class ResultsTable:
         if isinstance(self.format, _TextFormat):
             self.journal, self._journal_format = self.out, self.format
         else:
-            self.journal, self._journal_format = self.out.with_name(self.out.name + ".partial.jsonl"), _JsonLines(self.schema)
+            self.journal = self.out.with_name(self.out.name + ".partial.jsonl")
+            self._journal_format = _JsonLines(self.schema)
         self.rows: dict[str, dict[str, Any]] = self._read_previous()
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.journal, "a", newline="", encoding="utf-8")
