@@ -309,6 +309,7 @@ class Flag:
 
 
 def _flags() -> tuple[Flag, ...]:
+    """The `train` flags, in the order of the tables and keys; an option's type is its key's, less None."""
     flags = []
     for table, cls in _TABLES.items():
         hints = typing.get_type_hints(cls)
