@@ -131,9 +131,9 @@ def _probabilities(model, features: np.ndarray) -> np.ndarray:
 
 def result_row(item: FileWindows, genres: list[str], probabilities: np.ndarray | None) -> dict:
     """One results row; ``probabilities`` [shape=(windows, genres)] or None for a failed file."""
-    row = {"path": item.path, "windows": 0, "duration": "", "status": "failed", "error": item.error}
+    row = {"path": item.path, "windows": 0, "duration": None, "status": "failed", "error": item.error}
     if probabilities is None:
-        return {**row, "genre": "", "confidence": "", **{f"p_{g}": "" for g in genres}}
+        return {**row, "genre": "", "confidence": None, **{f"p_{g}": None for g in genres}}
     mean = probabilities.mean(axis=0)
     best = int(np.argmax(mean))
     return {
@@ -142,7 +142,7 @@ def result_row(item: FileWindows, genres: list[str], probabilities: np.ndarray |
         "confidence": round(float(mean[best]), 4),
         **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean)},
         "windows": len(probabilities),
-        "duration": round(item.duration, 2) if item.duration is not None else "",
+        "duration": round(item.duration, 2) if item.duration is not None else None,
         "status": "classified",
         "error": "",
     }

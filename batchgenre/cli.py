@@ -186,30 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_commands(commands) -> None:
+    from batchgenre import config
+
     p = commands.add_parser("train", help="train a genre classifier on a feature store, as a TOML config says")
     p.add_argument("config", type=Path, help="the run's config, e.g. configs/three_genres.toml")
-    p.add_argument("--store", help="the feature store to train on (overrides [data] store)")
-    p.add_argument("--out", help="the run folder to write (overrides [output] dir)")
-    p.add_argument(
-        "--seed", type=_count, help="seed of the splits, and of the model unless --weight-seed (overrides [split] seed)"
-    )
-    p.add_argument(
-        "--weight-seed",
-        type=_count,
-        help="seed of the initial weights and the shuffling alone, same splits (overrides [train] weight_seed)",
-    )
-    p.add_argument("--folds", type=_count, help="K of repeated stratified K-fold cross-validation; 0: one split")
-    p.add_argument("--repeats", type=_positive, help="repeats of the cross-validation (overrides [split] repeats)")
-    p.add_argument("--epochs", type=_positive, help="most epochs to train (overrides [train] epochs)")
-    p.add_argument(
-        "--groups", metavar="CSV", help="a CSV of path,group (an artist, say): keep each group on one side of every split"
-    )
-    p.add_argument(
-        "--robustness",
-        action="store_true",
-        default=None,
-        help="also score the test clips re-made as users' files come (8/16 kHz, stereo, MP3, quieter, louder, low-passed)",
-    )
+    for flag in config.FLAGS:  # one per key that a flag overrides, as batchgenre.config states it
+        if flag.kind is bool:
+            p.add_argument(flag.name, action="store_true", default=None, help=_escaped(flag.help))
+        else:
+            p.add_argument(flag.name, type=flag.kind, metavar=flag.metavar, help=_escaped(flag.help))
     p.add_argument("--force", action="store_true", help="write over an existing run folder")
     p.set_defaults(run=_train)
 
@@ -220,22 +205,17 @@ def _add_train_commands(commands) -> None:
     p.set_defaults(run=_plot_features)
 
 
+def _escaped(text: str) -> str:
+    """``text`` as argparse shows it: argparse formats help with %, so a literal % is doubled."""
+    return text.replace("%", "%%")
+
+
 def _train(args: argparse.Namespace) -> int:
     from batchgenre import config
     from batchgenre.train import summary_table, train
 
-    cfg = config.with_overrides(
-        config.load(args.config),
-        store=args.store,
-        out=args.out,
-        seed=args.seed,
-        weight_seed=args.weight_seed,
-        folds=args.folds,
-        repeats=args.repeats,
-        epochs=args.epochs,
-        groups=args.groups,
-        robustness=args.robustness,
-    )
+    flags = {flag.dest: getattr(args, flag.dest) for flag in config.FLAGS}
+    cfg = config.with_overrides(config.load(args.config), **flags)
     report = train(cfg, force=args.force)
     print(summary_table(report.metrics))
     print(f"-> {report.run_dir}")

@@ -1,13 +1,8 @@
-"""Training configs in TOML: the schema with a default for every key, validation that names the key, overrides.
+"""Training configs in TOML: each key stated once (default, check, help, flag); errors that name the key; overrides.
 
-A config has five tables; any key left out takes its default::
-
-    [data]    store, audio, feature_set, genres, workers
-    [split]   train, validation, test, seed, folds, repeats, groups
-    [model]   hidden_layers, activation, log_blocks, summaries, dropout, l2
-    [train]   optimizer, learning_rate, loss, epochs, batch_size, early_stopping_patience, refit,
-              shuffle_buffer, baseline, robustness
-    [output]  dir
+A config has five tables, ``[data] [split] [model] [train] [output]``; any key left out takes its
+default. Each key is one field below, made by :func:`_key`: its checks, the ``train`` command's
+override flags and the key table of configs/README.md (:func:`key_table`) all read that field.
 """
 
 from __future__ import annotations
@@ -17,86 +12,16 @@ import difflib
 import json
 import math
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from batchgenre.errors import BatchgenreError
+from batchgenre.errors import BatchgenreError, shown
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh")
 LOSSES = ("sparse_categorical_crossentropy",)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    store: str = "features.zarr"  # the zarr feature store to train on
-    audio: str = ""  # an audio folder to featurize into `store` first; "" when the store is ready
-    feature_set: str = ""  # "": the store's; when `audio` is featurized first, batchgenre's default set
-    genres: tuple[str, ...] | str = "all"  # "all": every genre the store holds
-    workers: int = 2  # Dask workers when `audio` is featurized first
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    train: float = 0.6
-    validation: float = 0.2
-    test: float = 0.2
-    seed: int = 0
-    folds: int = 0  # 0: one split; K >= 2: repeated stratified K-fold cross-validation
-    repeats: int = 3
-    groups: str = ""  # a CSV of path,group (an artist, say): splits keep each group on one side; "": none
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    hidden_layers: tuple[int, ...] = (300, 200)
-    activation: str = "relu"
-    # Feature blocks replaced by their log10 before standardising, where the feature set has them.
-    log_blocks: tuple[str, ...] = ("melspectrogram",)
-    # Which summaries over time the model reads, of those the feature set has; minima are left out by
-    # default: over time they are mostly noise floor (of mel power above all).
-    summaries: tuple[str, ...] = ("mean", "std", "max")
-    dropout: float = 0.0
-    l2: float = 0.0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    optimizer: str = "rmsprop"
-    learning_rate: float = 0.001
-    loss: str = "sparse_categorical_crossentropy"
-    # Seed of the initial weights and the stream's shuffling; None: the [split] seed. Another
-    # weight seed on the same splits shows how much of a figure is the luck of the initial weights.
-    weight_seed: int | None = None
-    epochs: int = 64
-    batch_size: int = 32
-    early_stopping_patience: int = 0  # epochs without a lower validation loss before stopping; 0: off
-    refit: bool = False  # after early stopping, fit again on train + validation rows for the best epoch count
-    shuffle_buffer: int = 1024  # rows
-    baseline: bool = True  # also fit a standardised logistic regression on the same rows
-    robustness: bool = False  # also score every test clip re-made as each variant in batchgenre.variants
-
-
-@dataclass(frozen=True)
-class OutputConfig:
-    dir: str = ""  # "": runs/<config file name without .toml>
-
-
-@dataclass(frozen=True)
-class Config:
-    """A validated run config. ``source`` is the file it came from."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
-    source: str = "<defaults>"
-
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """The config's tables as plain TOML-able values."""
-        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _TABLES}
 
 
 # -- checks of single values: each returns the value to keep, or raises _Bad --------------------------------
@@ -210,47 +135,195 @@ def _folds(value: Any) -> int:
     return value
 
 
-_CHECKS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "data": {"store": _path, "audio": _text, "feature_set": _feature_set, "genres": _genres, "workers": _integer(1)},
-    "split": {
-        "train": _fraction(allow_zero=False),
-        "validation": _fraction(allow_zero=True),
-        "test": _fraction(allow_zero=False),
-        "seed": _integer(0),
-        "folds": _folds,
-        "repeats": _integer(1),
-        "groups": _text,
-    },
-    "model": {
-        "hidden_layers": _hidden_layers,
-        "activation": _one_of(ACTIVATIONS),
-        "log_blocks": _names,
-        "summaries": _summaries,
-        "dropout": _fraction(allow_zero=True),
-        "l2": _non_negative_number,
-    },
-    "train": {
-        "optimizer": _one_of(OPTIMIZERS),
-        "learning_rate": _positive_number,
-        "loss": _one_of(LOSSES),
-        "weight_seed": _integer(0),
-        "epochs": _integer(1),
-        "batch_size": _integer(1),
-        "early_stopping_patience": _integer(0),
-        "refit": _boolean,
-        "shuffle_buffer": _integer(1),
-        "baseline": _boolean,
-        "robustness": _boolean,
-    },
-    "output": {"dir": _text},
+# -- the schema -----------------------------------------------------------------------------------------------
+
+
+def _key(
+    default: Any,
+    check: Callable[[Any], Any],
+    help: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    shown_default: str | None = None,
+) -> Any:
+    """One config key, stated once.
+
+    Parameters
+    ----------
+    default : the value an absent key takes (immutable: the tables are frozen and shared).
+    check : returns the value to keep from a TOML value, or raises ``_Bad`` saying what the key accepts.
+    help : what the key means and accepts, in Markdown; the README's table and ``train --help`` show it.
+    flag : the ``train`` option that overrides the key (``"--seed"``), if any; ``metavar`` names its value.
+    shown_default : how the README states the default when the value itself would mislead (None: it is computed).
+    """
+    metadata = {"check": check, "help": help, "flag": flag, "metavar": metavar, "shown_default": shown_default}
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    store: str = _key("features.zarr", _path, "the feature store (a path or an fsspec URL)", flag="--store")
+    audio: str = _key(
+        "", _text,
+        "an audio folder to featurize into `store` first (resumed, so cheap to repeat); `\"\"`: the store is ready",
+    )
+    feature_set: str = _key(
+        "", _feature_set,
+        "a feature set name, which the store must hold; `\"\"`: whichever set the store holds "
+        "(and batchgenre's default set when `audio` is featurized first)",
+    )
+    genres: tuple[str, ...] | str = _key(
+        "all", _genres,
+        'a list of genres, in the order the model reports them, or `"all"` '
+        "(every genre of the store with featurized rows)",
+    )
+    workers: int = _key(
+        2, _integer(1), "Dask workers when `audio` is featurized first, or test clips re-made for robustness"
+    )
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    train: float = _key(
+        0.6, _fraction(allow_zero=False), "share of the rows to fit on; train, validation and test add up to 1"
+    )
+    validation: float = _key(
+        0.2, _fraction(allow_zero=True), "share held out to choose the epoch and settings on; may be 0"
+    )
+    test: float = _key(0.2, _fraction(allow_zero=False), "share held out for the figures")
+    seed: int = _key(
+        0, _integer(0),
+        "seed of the splits, and of the shuffling and the weights unless `[train] weight_seed` is set",
+        flag="--seed",
+    )
+    folds: int = _key(
+        0, _folds, "0: one split; K >= 2: repeated stratified K-fold cross-validation", flag="--folds", metavar="K"
+    )
+    repeats: int = _key(3, _integer(1), "repeats of the K-fold", flag="--repeats")
+    groups: str = _key(
+        "", _text,
+        "a CSV with columns `path` and `group` (an artist, an album): every split keeps each group on one side; "
+        '`""`: no groups',
+        flag="--groups", metavar="CSV",
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden_layers: tuple[int, ...] = _key(
+        (300, 200), _hidden_layers, "sizes of the hidden Dense layers: positive integers"
+    )
+    activation: str = _key("relu", _one_of(ACTIVATIONS), ", ".join(ACTIVATIONS))
+    log_blocks: tuple[str, ...] = _key(
+        ("melspectrogram",), _names, "feature blocks replaced by their log10 inside the model, where the set has them"
+    )
+    # Minima over time are left out by default: they are mostly noise floor (of mel power above all).
+    summaries: tuple[str, ...] = _key(
+        ("mean", "std", "max"), _summaries,
+        "which summaries over time (mean, std, min, max) the model reads, of those the set has "
+        "(`tutorial`, `fast`: mean, min, max; `robust`: mean, std)",
+    )
+    dropout: float = _key(0.0, _fraction(allow_zero=True), "0 to 1, after each hidden layer")
+    l2: float = _key(0.0, _non_negative_number, "L2 penalty on the hidden layers' weights")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = _key("rmsprop", _one_of(OPTIMIZERS), ", ".join(OPTIMIZERS))
+    learning_rate: float = _key(0.001, _positive_number, "a positive number")
+    loss: str = _key(LOSSES[0], _one_of(LOSSES), ", ".join(LOSSES))
+    weight_seed: int | None = _key(
+        None, _integer(0),
+        "seed of the initial weights and the shuffling alone: another value trains on the same splits, "
+        "to see how much of a figure is the luck of the initial weights",
+        flag="--weight-seed", shown_default="the `[split] seed`",
+    )
+    epochs: int = _key(64, _integer(1), "the most epochs to train", flag="--epochs")
+    batch_size: int = _key(32, _integer(1), "rows per step")
+    early_stopping_patience: int = _key(
+        0, _integer(0),
+        "epochs without a lower validation loss before stopping (the best epoch's weights are kept); 0: off",
+    )
+    refit: bool = _key(
+        False, _boolean,
+        "after the run on train rows, fit a fresh model on train + validation rows for the epoch count kept",
+    )
+    shuffle_buffer: int = _key(1024, _integer(1), "rows in the shuffle buffer")
+    baseline: bool = _key(True, _boolean, "also fit the logistic-regression baseline on the same rows")
+    robustness: bool = _key(
+        False, _boolean,
+        "also score every test clip re-made as each variant of batchgenre.variants "
+        "(8 and 16 kHz, stereo, MP3, quieter, louder, low-passed)",
+        flag="--robustness",
+    )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: str = _key("", _text, "the run folder", flag="--out", shown_default="`runs/<config name>`")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run config. ``source`` is the file it came from."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    source: str = "<defaults>"
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config's tables as plain TOML-able values."""
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _TABLES}
+
+
+# The tables are Config's fields that hold one; each table's keys are its fields.
+_TABLES: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "source"}
+_KEYS: dict[str, dict[str, dataclasses.Field]] = {
+    table: {f.name: f for f in dataclasses.fields(cls)} for table, cls in _TABLES.items()
 }
-_TABLES: dict[str, type] = {
-    "data": DataConfig,
-    "split": SplitConfig,
-    "model": ModelConfig,
-    "train": TrainConfig,
-    "output": OutputConfig,
-}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A ``train`` option that overrides one key.
+
+    ``kind`` is the type the option's text converts to (int, float, str; bool for an on-switch), and
+    ``help`` the key's help, without Markdown, naming the key.
+    """
+
+    name: str
+    table: str
+    key: str
+    kind: type
+    help: str
+    metavar: str | None
+
+    @property
+    def dest(self) -> str:
+        """The keyword :func:`with_overrides` takes it by, as argparse names it (``--weight-seed``: ``weight_seed``)."""
+        return self.name.removeprefix("--").replace("-", "_")
+
+
+def _flags() -> tuple[Flag, ...]:
+    """The `train` flags, in the order of the tables and keys; an option's type is its key's, less None."""
+    flags = []
+    for table, cls in _TABLES.items():
+        hints = typing.get_type_hints(cls)
+        for key, f in _KEYS[table].items():
+            if f.metadata["flag"] is None:
+                continue
+            kind = next(t for t in typing.get_args(hints[key]) or (hints[key],) if t is not type(None))
+            text = f.metadata["help"].replace("`", "")
+            described = f"{text} (overrides [{table}] {key})"
+            flags.append(Flag(f.metadata["flag"], table, key, kind, described, f.metadata["metavar"]))
+    return tuple(flags)
+
+
+FLAGS: tuple[Flag, ...] = _flags()
 
 
 def load(path: str | Path) -> Config:
@@ -276,61 +349,50 @@ def from_dict(raw: dict[str, Any], *, source: str = "<config>") -> Config:
     """Validate parsed TOML: unknown tables and keys are refused with a suggestion, values checked one by one."""
     tables = {}
     for table, values in raw.items():
-        if table not in _CHECKS:
+        if table not in _KEYS:
             raise BatchgenreError(
-                f"{source}: unknown table [{table}]{_did_you_mean(table, _CHECKS)}; the tables are {_listed(_CHECKS)}"
+                f"{source}: unknown table [{table}]{_did_you_mean(table, _KEYS)}; the tables are {_listed(_KEYS)}"
             )
         if not isinstance(values, dict):
             raise BatchgenreError(f"{source}: {table} must be a table, written [{table}]")
-        checks = _CHECKS[table]
+        keys = _KEYS[table]
         checked = {}
         for key, value in values.items():
-            if key not in checks:
-                suggestion = _did_you_mean(key, checks)
-                raise BatchgenreError(f"{source}: unknown key [{table}] {key}{suggestion}; [{table}] takes {_listed(checks)}")
+            if key not in keys:
+                suggestion = _did_you_mean(key, keys)
+                raise BatchgenreError(
+                    f"{source}: unknown key [{table}] {key}{suggestion}; [{table}] takes {_listed(keys)}"
+                )
             try:
-                checked[key] = checks[key](value)
+                checked[key] = keys[key].metadata["check"](value)
             except _Bad as bad:
-                raise BatchgenreError(f"{source}: [{table}] {key} {bad}, got {_shown(value)}") from None
+                raise BatchgenreError(f"{source}: [{table}] {key} {bad}, got {shown(value)}") from None
         tables[table] = _TABLES[table](**checked)
     config = Config(**tables, source=source)
     _check_together(config)
     return config
 
 
-def with_overrides(
-    config: Config,
-    *,
-    store: str | None = None,
-    out: str | None = None,
-    seed: int | None = None,
-    weight_seed: int | None = None,
-    folds: int | None = None,
-    repeats: int | None = None,
-    epochs: int | None = None,
-    groups: str | None = None,
-    robustness: bool | None = None,
-) -> Config:
-    """``config`` with the command line's flags in place of its values; None leaves a value as it is."""
-    flags = {
-        ("data", "store", "--store"): store,
-        ("output", "dir", "--out"): out,
-        ("split", "seed", "--seed"): seed,
-        ("train", "weight_seed", "--weight-seed"): weight_seed,
-        ("split", "folds", "--folds"): folds,
-        ("split", "repeats", "--repeats"): repeats,
-        ("train", "epochs", "--epochs"): epochs,
-        ("split", "groups", "--groups"): groups,
-        ("train", "robustness", "--robustness"): robustness,
-    }
-    for (table, key, flag), value in flags.items():
+def with_overrides(config: Config, **flags: Any) -> Config:
+    """``config`` with the ``train`` command's flags in place of its values.
+
+    Takes each of :data:`FLAGS` by its ``dest`` (``store=``, ``out=``, ``seed=``, ``weight_seed=``, ...);
+    None leaves a value as it is. A value the key does not accept is refused naming the flag.
+    """
+    by_dest = {flag.dest: flag for flag in FLAGS}
+    unknown = set(flags) - set(by_dest)
+    if unknown:
+        raise TypeError(f"with_overrides() takes no flag {_listed(sorted(unknown))}; the flags are {_listed(by_dest)}")
+    for dest, value in flags.items():
         if value is None:
             continue
+        flag = by_dest[dest]
         try:
-            value = _CHECKS[table][key](value)
+            value = _KEYS[flag.table][flag.key].metadata["check"](value)
         except _Bad as bad:
-            raise BatchgenreError(f"{flag} {bad}, got {_shown(value)}") from None
-        config = dataclasses.replace(config, **{table: dataclasses.replace(getattr(config, table), **{key: value})})
+            raise BatchgenreError(f"{flag.name} {bad}, got {shown(value)}") from None
+        table = getattr(config, flag.table)
+        config = dataclasses.replace(config, **{flag.table: dataclasses.replace(table, **{flag.key: value})})
     _check_together(config)
     return config
 
@@ -378,10 +440,21 @@ def to_toml(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def key_table() -> str:
+    """The Markdown table of every key (its default, its flag, what it accepts) that configs/README.md shows."""
+    lines = ["| key | default | flag | accepts |", "|---|---|---|---|"]
+    for table, keys in _KEYS.items():
+        for key, f in keys.items():
+            default = f.metadata["shown_default"] or f"`{_toml_value(f.default)}`"
+            flag = f"`{f.metadata['flag']}`" if f.metadata["flag"] else ""
+            lines.append(f"| `[{table}] {key}` | {default} | {flag} | {f.metadata['help']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value)
@@ -400,8 +473,3 @@ def _did_you_mean(word: str, choices) -> str:
 
 def _listed(choices) -> str:
     return ", ".join(choices)
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

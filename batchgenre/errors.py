@@ -1,4 +1,8 @@
-"""The one exception type whose message is meant for the person at the command line."""
+"""The one exception type whose message is meant for the person at the command line, and how values appear in it."""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class BatchgenreError(Exception):
@@ -6,3 +10,9 @@ class BatchgenreError(Exception):
 
     The command line prints the message alone, without a traceback, and exits non-zero.
     """
+
+
+def shown(value: Any) -> str:
+    """``value``'s repr, cut to 60 characters so that an error about a long list stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -23,7 +23,7 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from batchgenre.config import ModelConfig, TrainConfig  # noqa: E402
-from batchgenre.errors import BatchgenreError  # noqa: E402
+from batchgenre.errors import BatchgenreError, shown  # noqa: E402
 from batchgenre.store import AUDIO_KEYS  # noqa: E402
 
 # log10 of values below this is taken as log10 of this: librosa's `amin` for decibels.
@@ -198,8 +198,8 @@ def check_features(metadata: dict[str, Any], *, source: str = "the model") -> No
     for key, here in (("sample_rate", SAMPLE_RATE), ("feature_params", fs.params), ("feature_names", fs.names)):
         if _normal(metadata.get(key)) != _normal(here):
             raise BatchgenreError(
-                f"{source} was trained on feature set {name!r} with {key}={_short(metadata.get(key))}, "
-                f"this batchgenre computes {key}={_short(here)}: train it again"
+                f"{source} was trained on feature set {name!r} with {key}={shown(metadata.get(key))}, "
+                f"this batchgenre computes {key}={shown(here)}: train it again"
             )
 
 
@@ -207,7 +207,3 @@ def _normal(value: Any) -> Any:
     """JSON's view of a value, so that a tuple equals the list it was saved as."""
     return json.loads(json.dumps(value))
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

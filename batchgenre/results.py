@@ -1,8 +1,9 @@
 """The results table of classify-dir: CSV, JSON lines or Parquet, written as results arrive, resumable.
 
-Rows go to a journal as they arrive (the CSV or JSONL output itself, or ``<out>.partial.jsonl``
-for Parquet), so a killed run leaves a valid file; ``finish`` sorts the rows by path and replaces
-the output atomically.
+Every format holds the same typed columns (:class:`Schema`): text, whole numbers, and decimal numbers
+that are null where a failed file has none (an empty cell in CSV). Rows go to a journal as they
+arrive (the CSV or JSONL output itself, or ``<out>.partial.jsonl`` for Parquet), so a killed run
+leaves a valid file; ``finish`` sorts the rows by path and replaces the output atomically.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import IO, Any
 
-from batchgenre.errors import BatchgenreError
+from batchgenre.errors import BatchgenreError, shown
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 # Characters that make a spreadsheet run a cell as a formula (OWASP's CSV injection list).
@@ -20,18 +22,144 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def columns(genres: list[str]) -> list[str]:
-    return ["path", "genre", "confidence", *(f"p_{g}" for g in genres), "windows", "duration", "status", "error"]
+    """The results' column names, in order, for a model of ``genres``."""
+    return Schema(genres).columns
 
 
 def neutralise(cell: object) -> object:
-    """A text cell that a spreadsheet would execute gets a leading apostrophe; numbers pass."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_START):
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe; numbers pass.
+
+    Apostrophes already in front of a formula character count as part of the text: ``'=x.wav``
+    becomes ``''=x.wav``, so that :func:`restore`, which takes one off, gives every text back exactly.
+    """
+    if isinstance(cell, str) and cell.lstrip("'").startswith(_FORMULA_START):
         return "'" + cell
     return cell
 
 
 def restore(cell: str) -> str:
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+    """The text that :func:`neutralise` turned into ``cell``."""
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA_START) else cell
+
+
+class Schema:
+    """Each column's type, the same in every format.
+
+    ``str`` columns are never null ("" when empty); ``int`` and ``float`` columns hold a number or
+    None (a failed file has no confidence, no probabilities and perhaps no duration).
+    """
+
+    def __init__(self, genres: list[str]):
+        self.types: dict[str, type] = {
+            "path": str,
+            "genre": str,
+            "confidence": float,
+            **{f"p_{g}": float for g in genres},
+            "windows": int,
+            "duration": float,
+            "status": str,
+            "error": str,
+        }
+        self.columns = list(self.types)
+
+    def typed(self, row: dict[str, Any], *, where: Path) -> dict[str, Any]:
+        """``row`` with every column, each value as its column's type; "" in a number column is null."""
+        typed = {}
+        for name, kind in self.types.items():
+            value = row.get(name)
+            if kind is str:
+                typed[name] = "" if value is None else str(value)
+            elif value is None or value == "":
+                typed[name] = None
+            else:
+                try:
+                    typed[name] = kind(value)
+                except (TypeError, ValueError):
+                    raise BatchgenreError(
+                        f"{where}: {name} of {shown(row.get('path'))} must be a number, got {shown(value)}: "
+                        "mend the file or choose another --out"
+                    ) from None
+        return typed
+
+    def arrow(self):
+        """The pyarrow schema of these columns: string, int64 and float64, the numbers nullable."""
+        import pyarrow as pa
+
+        kinds = {str: pa.string(), int: pa.int64(), float: pa.float64()}
+        return pa.schema([(name, kinds[kind]) for name, kind in self.types.items()])
+
+
+class _TextFormat:
+    """A format that rows can be appended to one at a time, so it can be its own journal.
+
+    Subclasses write a row with ``append(f, row)`` and read a file back with ``read(path)``: the
+    columns the file names, and its rows with values as the file holds them.
+    """
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+
+    def start(self, f: IO[str]) -> None:
+        """Write what an empty file needs before its first row."""
+
+    def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            self.start(f)
+            for row in rows:
+                self.append(f, row)
+
+
+class _Csv(_TextFormat):
+    """A header, then one line per row; text neutralised against spreadsheet formulas, a null an empty cell."""
+
+    def start(self, f: IO[str]) -> None:
+        if f.tell() == 0:
+            csv.writer(f).writerow(self.schema.columns)
+
+    def append(self, f: IO[str], row: dict[str, Any]) -> None:
+        csv.writer(f).writerow(["" if row[c] is None else neutralise(row[c]) for c in self.schema.columns])
+
+    def read(self, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+        text = {name for name, kind in self.schema.types.items() if kind is str}
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            # A row without a status is one a killed run cut short.
+            rows = [{k: restore(v) if k in text else v for k, v in r.items()} for r in reader if r.get("status")]
+            return list(reader.fieldnames or []), rows
+
+
+class _JsonLines(_TextFormat):
+    """One JSON object per line, numbers as JSON numbers, a null as null."""
+
+    def append(self, f: IO[str], row: dict[str, Any]) -> None:
+        f.write(json.dumps(row) + "\n")
+
+    def read(self, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f]
+        return (list(rows[0]) if rows else self.schema.columns), rows
+
+
+class _Parquet:
+    """One Parquet file in the schema's Arrow types, written whole."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+
+    def read(self, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return table.column_names, table.to_pylist()
+
+    def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows, schema=self.schema.arrow()), path)
+
+
+_FORMAT_OF = {".csv": _Csv, ".jsonl": _JsonLines, ".parquet": _Parquet}
 
 
 class ResultsTable:
@@ -42,74 +170,56 @@ class ResultsTable:
         suffix = self.out.suffix.lower()
         if suffix not in FORMATS:
             raise BatchgenreError(f"{out}: results go to a .csv, .jsonl or .parquet file")
-        self.format = suffix
-        self.columns = columns(genres)
-        self.journal = self.out if suffix != ".parquet" else self.out.with_name(self.out.name + ".partial.jsonl")
-        self.rows: dict[str, dict] = self._read_previous()
+        self.schema = Schema(genres)
+        self.format = _FORMAT_OF[suffix](self.schema)
+        # Parquet cannot be appended to, so its rows wait in a JSON-lines journal until ``finish``.
+        if isinstance(self.format, _TextFormat):
+            self.journal, self._journal_format = self.out, self.format
+        else:
+            self.journal = self.out.with_name(self.out.name + ".partial.jsonl")
+            self._journal_format = _JsonLines(self.schema)
+        self.rows: dict[str, dict[str, Any]] = self._read_previous()
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.journal, "a", newline="", encoding="utf-8")
-        if self.format == ".csv":
-            self._csv = csv.DictWriter(self._file, fieldnames=self.columns)
-            if self._file.tell() == 0:
-                self._csv.writeheader()
+        self._journal_format.start(self._file)
 
-    def _read_previous(self) -> dict[str, dict]:
-        if self.format == ".parquet" and self.out.exists() and not self.journal.exists():
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(self.out).to_pylist()
-            self._check_columns(list(rows[0]) if rows else self.columns, self.out)
-            # Carry them into a fresh journal, which ``finish`` turns back into Parquet.
-            with open(self.journal, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(r) + "\n" for r in rows)
-        if not self.journal.exists() or self.journal.stat().st_size == 0:
+    def _read_previous(self) -> dict[str, dict[str, Any]]:
+        if self.journal != self.out and self.out.exists() and not self.journal.exists():
+            # A finished Parquet file: carry its rows into a fresh journal, which ``finish`` turns back into Parquet.
+            found, rows = self.format.read(self.out)
+            self._check_columns(found, self.out)
+            tmp = self.journal.with_name(self.journal.name + ".tmp")
+            self._journal_format.write(tmp, [self.schema.typed(r, where=self.out) for r in rows])
+            os.replace(tmp, self.journal)
+        if not self.journal.exists():
             return {}
         _drop_torn_tail(self.journal)
-        with open(self.journal, newline="", encoding="utf-8") as f:
-            if self.format == ".csv":
-                reader = csv.DictReader(f)
-                self._check_columns(reader.fieldnames or [], self.journal)
-                rows = [{k: restore(v) for k, v in r.items()} for r in reader if r.get("status")]
-            else:
-                rows = [json.loads(line) for line in f]
-                if rows:
-                    self._check_columns(list(rows[0]), self.journal)
-        return {r["path"]: r for r in rows}
+        if self.journal.stat().st_size == 0:
+            return {}
+        found, rows = self._journal_format.read(self.journal)
+        self._check_columns(found, self.journal)
+        typed = (self.schema.typed(r, where=self.journal) for r in rows)
+        return {r["path"]: r for r in typed}
 
     def _check_columns(self, found: list[str], where: Path) -> None:
-        if found != self.columns:
+        if found != self.schema.columns:
             raise BatchgenreError(
                 f"{where} holds results with other columns ({', '.join(found[:6])}...), from another model: "
                 "choose another --out"
             )
 
-    def add(self, row: dict) -> None:
+    def add(self, row: dict[str, Any]) -> None:
         """Record one file's result and make it durable before returning."""
+        row = self.schema.typed(row, where=self.out)
         self.rows[row["path"]] = row
-        if self.format == ".csv":
-            self._csv.writerow({k: neutralise(row.get(k, "")) for k in self.columns})
-        else:
-            self._file.write(json.dumps({k: row.get(k) for k in self.columns}) + "\n")
+        self._journal_format.append(self._file, row)
         self._file.flush()
 
     def finish(self) -> None:
         """Write every row, sorted by path, over the output in one atomic replace."""
         self._file.close()
-        ordered = [self.rows[p] for p in sorted(self.rows)]
         tmp = self.out.with_name(self.out.name + ".tmp")
-        if self.format == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in self.columns} for r in ordered]), tmp)
-        else:
-            with open(tmp, "w", newline="", encoding="utf-8") as f:
-                if self.format == ".csv":
-                    writer = csv.DictWriter(f, fieldnames=self.columns)
-                    writer.writeheader()
-                    writer.writerows({k: neutralise(r.get(k, "")) for k in self.columns} for r in ordered)
-                else:
-                    f.writelines(json.dumps({k: r.get(k) for k in self.columns}) + "\n" for r in ordered)
+        self.format.write(tmp, [self.rows[p] for p in sorted(self.rows)])
         os.replace(tmp, self.out)
         if self.journal != self.out:
             self.journal.unlink(missing_ok=True)

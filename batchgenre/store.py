@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from batchgenre.errors import BatchgenreError
+from batchgenre.errors import BatchgenreError, shown
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ class FeatureStore:
         for key in AUDIO_KEYS:
             if mine.get(key) != attrs.get(key):
                 raise BatchgenreError(
-                    f"{self.url} was made with {key}={_short(mine.get(key))}, this run asks for "
-                    f"{key}={_short(attrs.get(key))}: pass the store's options or choose another --out"
+                    f"{self.url} was made with {key}={shown(mine.get(key))}, this run asks for "
+                    f"{key}={shown(attrs.get(key))}: pass the store's options or choose another --out"
                 )
 
     # -- writing ----------------------------------------------------------------------------
@@ -253,7 +253,3 @@ def rows_to_compute(status: np.ndarray, *, retry_failed: bool) -> np.ndarray:
     """Mask [shape=(n,), dtype=bool] of the rows a run computes: pending ones, and failed ones on a retry."""
     return (status == PENDING) | (retry_failed & (status == FAILED))
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

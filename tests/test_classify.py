@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from batchgenre.demo import GENRES, make_corpus, synthesize
-from batchgenre.results import columns
+from batchgenre.results import columns, restore
 from tests import synth
 from tests.conftest import run_cli
 
@@ -129,6 +129,36 @@ def test_parquet_output_reads_back_in_pandas(tmp_path, model):
     table = pandas.read_parquet(out)
     assert list(table["path"]) == [f"{g}.wav" for g in sorted(GENRES)]
     assert (table["status"] == "classified").all() and not Path(str(out) + ".partial.jsonl").exists()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_results_with_a_failed_file_read_back_typed_and_a_rerun_resumes(tmp_path, model, suffix):
+    pandas = pytest.importorskip("pandas")
+    from tests.test_results import read_back
+
+    root = tmp_path / "music"
+    synth.write(root / "'=quote.wav", synthesize("drone", seconds=8, seed=[6, 0]))
+    synth.write(root / "techno.wav", synthesize("techno", seconds=8, seed=[6, 1]))
+    (root / "corrupt.mp3").write_bytes(np.random.default_rng(4).bytes(20_000))
+    out = tmp_path / f"results{suffix}"
+    first = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1")
+    assert first.returncode == 3, first.stderr
+    assert "2 classified, 1 failed" in first.stdout
+
+    frame = read_back(out)
+    paths = [restore(p) for p in frame["path"]] if suffix == ".csv" else list(frame["path"])
+    assert paths == ["'=quote.wav", "corrupt.mp3", "techno.wav"]
+    for column in ("confidence", *(f"p_{g}" for g in GENRES), "duration"):
+        assert pandas.api.types.is_float_dtype(frame[column]), (column, frame[column].dtype)
+    assert pandas.api.types.is_integer_dtype(frame["windows"])
+    bad = frame.iloc[1]
+    assert bad["status"] == "failed" and bad[["confidence", "duration", *(f"p_{g}" for g in GENRES)]].isna().all()
+    assert (frame["status"] == "classified").sum() == 2 and frame["confidence"].notna().sum() == 2
+
+    again = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1")
+    assert again.returncode == 3, again.stderr
+    assert "3 files already in" in again.stderr and "2 classified, 1 failed" in again.stdout
+    assert read_back(out).equals(frame)
 
 
 def test_killed_run_leaves_a_valid_csv_and_the_rerun_finishes_it(tmp_path, model):

@@ -96,3 +96,77 @@ def test_the_resolved_config_reads_back_equal(tmp_path):
     original = config.with_overrides(config.load(CONFIGS / "three_genres.toml"), seed=11, folds=5)
     again = config.load(write(tmp_path, config.to_toml(original)))
     assert dataclasses.replace(again, source=original.source) == original
+
+
+def test_the_readme_key_table_is_the_one_the_schema_makes():
+    readme = (CONFIGS / "README.md").read_text(encoding="utf-8")
+    table = config.key_table()
+    assert table in readme, f"configs/README.md's key table is stale; put this in its place:\n{table}"
+    defaults = config.Config()
+    for table_name in ("data", "split", "model", "train", "output"):
+        for key in dataclasses.fields(getattr(defaults, table_name)):
+            assert f"| `[{table_name}] {key.name}` |" in table
+
+
+@pytest.mark.parametrize("table", ["data", "split", "model", "train", "output"])
+def test_every_default_is_a_value_its_own_check_accepts(table):
+    defaults = config.Config().to_dict()[table]
+    raw = {table: defaults}
+    assert getattr(config.from_dict(raw), table) == getattr(config.Config(), table)
+
+
+def train_flags(*argv: str):
+    from batchgenre.cli import build_parser
+
+    args = build_parser().parse_args(["train", "run.toml", *argv])
+    return {flag.dest: getattr(args, flag.dest) for flag in config.FLAGS}
+
+
+@pytest.mark.parametrize(
+    "argv, table, key, value",
+    [
+        (["--store", "s.zarr"], "data", "store", "s.zarr"),
+        (["--out", "runs/x"], "output", "dir", "runs/x"),
+        (["--seed", "7"], "split", "seed", 7),
+        (["--weight-seed", "3"], "train", "weight_seed", 3),
+        (["--folds", "5"], "split", "folds", 5),
+        (["--repeats", "2"], "split", "repeats", 2),
+        (["--epochs", "9"], "train", "epochs", 9),
+        (["--groups", "artists.csv"], "split", "groups", "artists.csv"),
+        (["--robustness"], "train", "robustness", True),
+    ],
+)
+def test_each_train_flag_lands_on_its_key(argv, table, key, value):
+    changed = config.with_overrides(config.Config(), **train_flags(*argv))
+    assert getattr(getattr(changed, table), key) == value
+    assert config.with_overrides(config.Config(), **train_flags()) == config.Config()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--folds", "1"], "--folds must be 0 (one split) or a number of folds of at least 2, got 1"),
+        (["--seed", "-1"], "--seed must be an integer of at least 0, got -1"),
+        (["--repeats", "0"], "--repeats must be an integer of at least 1, got 0"),
+        (["--store", " "], "--store must be a non-empty path, got ' '"),
+    ],
+)
+def test_a_bad_flag_value_is_refused_naming_the_flag(argv, message):
+    with pytest.raises(BatchgenreError) as caught:
+        config.with_overrides(config.Config(), **train_flags(*argv))
+    assert str(caught.value) == message
+
+
+def test_train_help_names_every_flag_and_the_key_it_overrides():
+    from tests.conftest import run_cli
+
+    result = run_cli("train", "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for flag in config.FLAGS:
+        assert flag.name in text and f"(overrides [{flag.table}] {flag.key})" in text
+
+
+def test_with_overrides_refuses_a_keyword_that_is_no_flag():
+    with pytest.raises(TypeError, match="no flag epoch"):
+        config.with_overrides(config.Config(), epoch=3)

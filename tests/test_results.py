@@ -1,0 +1,136 @@
+"""The results table on its own: one typed schema in CSV, JSON lines and Parquet, failed rows, resuming, CSV safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from batchgenre.classify import FileWindows, result_row
+from batchgenre.errors import BatchgenreError
+from batchgenre.results import ResultsTable, neutralise, restore
+
+pandas = pytest.importorskip("pandas")
+
+GENRES = ["drone", "techno"]
+FORMATS = [".csv", ".jsonl", ".parquet"]
+
+
+def classified(path: str, p_drone: float, *, windows: int = 1) -> dict:
+    """The row classify makes for a file whose windows average to ``p_drone``."""
+    probabilities = np.tile([p_drone, 1 - p_drone], (windows, 1))
+    return result_row(FileWindows(path, np.zeros((windows, 4), np.float32), duration=30.0 * windows), GENRES, probabilities)
+
+
+def failed(path: str) -> dict:
+    return result_row(FileWindows(path, None, error="not an audio file (decoder: Invalid data)"), GENRES, None)
+
+
+def read_back(out: Path):
+    """The results as pandas reads each format, with nothing but the file's own types to go on."""
+    if out.suffix == ".csv":
+        return pandas.read_csv(out)
+    if out.suffix == ".jsonl":
+        return pandas.read_json(out, lines=True)
+    return pandas.read_parquet(out)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_failed_rows_are_typed_nulls_and_a_rerun_resumes(tmp_path, suffix):
+    out = tmp_path / f"results{suffix}"
+    table = ResultsTable(out, genres=GENRES)
+    table.add(classified("b.wav", 0.25, windows=2))
+    table.add(failed("broken.mp3"))
+    table.finish()
+
+    frame = read_back(out)
+    assert list(frame["path"]) == ["b.wav", "broken.mp3"]
+    for column in ("confidence", "p_drone", "p_techno", "duration"):
+        assert pandas.api.types.is_float_dtype(frame[column]), (column, frame[column].dtype)
+    assert pandas.api.types.is_integer_dtype(frame["windows"])
+    good, bad = frame.iloc[0], frame.iloc[1]
+    assert (good["genre"], good["confidence"], good["p_drone"], good["windows"], good["duration"]) == ("techno", 0.75, 0.25, 2, 60.0)
+    assert bad[["confidence", "p_drone", "p_techno", "duration"]].isna().all()
+    assert (bad["status"], bad["windows"]) == ("failed", 0) and bad["error"].startswith("not an audio file")
+
+    again = ResultsTable(out, genres=GENRES)
+    assert set(again.rows) == {"b.wav", "broken.mp3"}
+    assert again.rows["broken.mp3"]["confidence"] is None and again.rows["b.wav"]["windows"] == 2
+    again.add(classified("a.wav", 0.9))
+    again.finish()
+    frame = read_back(out)
+    assert list(frame["path"]) == ["a.wav", "b.wav", "broken.mp3"] and frame["p_drone"].iloc[0] == 0.9
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_run_killed_before_finish_is_resumed_from_its_journal(tmp_path, suffix):
+    out = tmp_path / f"results{suffix}"
+    table = ResultsTable(out, genres=GENRES)
+    table.add(failed("x.ogg"))
+    table.add(classified("y.wav", 0.6))
+    table._file.close()  # the process dies here: no finish
+    assert table.journal.exists()
+
+    again = ResultsTable(out, genres=GENRES)
+    assert again.rows == table.rows
+    again.finish()
+    assert list(read_back(out)["path"]) == ["x.ogg", "y.wav"]
+    assert not Path(str(out) + ".partial.jsonl").exists()
+
+
+def test_a_journal_with_empty_strings_for_numbers_finishes_as_parquet(tmp_path):
+    """The state every rerun used to crash on: failed rows written with "" in the number columns."""
+    out = tmp_path / "results.parquet"
+    old = {"path": "bad.mp3", "genre": "", "confidence": "", "p_drone": "", "p_techno": "", "windows": 0,
+           "duration": "", "status": "failed", "error": "not an audio file"}
+    Path(str(out) + ".partial.jsonl").write_text(json.dumps(old) + "\n")
+    table = ResultsTable(out, genres=GENRES)
+    table.add(classified("good.wav", 0.3))
+    table.finish()
+    frame = pandas.read_parquet(out)
+    assert frame["confidence"].isna().tolist() == [True, False] and frame["confidence"].dtype == "float64"
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_results_of_another_model_are_refused_in_one_line(tmp_path, suffix):
+    out = tmp_path / f"results{suffix}"
+    first = ResultsTable(out, genres=GENRES)
+    first.add(classified("a.wav", 0.5))
+    first.finish()
+    with pytest.raises(BatchgenreError) as caught:
+        ResultsTable(out, genres=["rock", "jazz", "pop"])
+    assert str(caught.value).startswith(f"{out} holds results with other columns") and "\n" not in str(caught.value)
+
+
+def test_a_number_column_that_holds_text_is_named(tmp_path):
+    out = tmp_path / "results.csv"
+    out.write_text("path,genre,confidence,p_drone,p_techno,windows,duration,status,error\na.wav,drone,high,,,1,,classified,\n")
+    with pytest.raises(BatchgenreError, match=r"results.csv: confidence of 'a.wav' must be a number, got 'high'"):
+        ResultsTable(out, genres=GENRES)
+
+
+NAMES = ["plain.wav", "=x.wav", "'=x.wav", "''=x.wav", "'tis.wav", "'", "''", "", "-1.wav", "'-1.wav", "@a", "\tt", "a'=b", "'a=b"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_neutralise_and_restore_are_exact_inverses(name):
+    cell = neutralise(name)
+    assert restore(cell) == name
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_neutralised_cells_are_all_different():
+    assert len({neutralise(name) for name in NAMES}) == len(NAMES)
+
+
+def test_csv_gives_back_names_that_start_with_an_apostrophe_and_a_formula_character(tmp_path):
+    out = tmp_path / "results.csv"
+    table = ResultsTable(out, genres=GENRES)
+    for name in ("'=x.wav", "=x.wav", "'tis.wav", "-minus.mp3", 'comma, "quotes".wav'):
+        table.add(classified(name, 0.5))
+    table.finish()
+    assert set(ResultsTable(out, genres=GENRES).rows) == {"'=x.wav", "=x.wav", "'tis.wav", "-minus.mp3", 'comma, "quotes".wav'}
+    cells = set(pandas.read_csv(out)["path"])
+    assert {"''=x.wav", "'=x.wav", "'tis.wav", "'-minus.mp3"} <= cells
