@@ -306,7 +306,8 @@ def _classify(args: argparse.Namespace) -> int:
     row = classify_one(args.source, model_path=args.model, windows=_windows(args))
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")
-    print(f"{row['genre']}  ({row['windows']} windows, {row['duration']} s)")
+    length = f", {row['duration']} s" if row["duration"] is not None else ""
+    print(f"{row['genre']}  ({row['windows']} windows{length})")
     for name, value in sorted(((k[2:], v) for k, v in row.items() if k.startswith("p_")), key=lambda kv: -kv[1]):
         print(f"  {name:<16} {value:.3f}")
     return EXIT_OK
