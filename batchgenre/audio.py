@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -279,7 +280,8 @@ def _open(path: str | os.PathLike) -> Iterator[_SoundfileSource | _AvSource]:
     """
     _check_path(path)
     try:
-        f = sf.SoundFile(path)
+        with _mpg123_quiet():
+            f = sf.SoundFile(path)
     except _SOUNDFILE_ERRORS as e:
         # libsndfile's reasons are unreliable (random bytes in a .mp3 read as "not a regular
         # file"), so FFmpeg gets its turn and the last word.
@@ -321,6 +323,27 @@ def _translated(errors: tuple[type[Exception], ...], *, reason: str | None = Non
         raise DecodeError(reason or f"corrupt or truncated: {_decoder_reason(e)}") from e
 
 
+@contextlib.contextmanager
+def _mpg123_quiet() -> Iterator[None]:
+    """Send the C library's stderr to /dev/null for one libsndfile call.
+
+    libmpg123, inside libsndfile, prints "Note: Trying to resync..." and the like straight to
+    file descriptor 2 on damaged MP3s, with no switch to stop it; what it means arrives as the
+    call's result or error anyway. Only the call is covered, so Python's own messages still
+    reach the terminal.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _decoder_reason(e: Exception) -> str:
     """The decoder's own words, without the path that soundfile and PyAV put in str(e)."""
     reason = getattr(e, "error_string", None) or getattr(e, "strerror", None) or str(e)
@@ -345,12 +368,14 @@ class _SoundfileSource:
         if start >= f.frames:  # seeking past the end is an error in libsndfile
             return
         if start:
-            f.seek(start)
+            with _mpg123_quiet():
+                f.seek(start)
         remaining = (f.frames if stop is None else min(stop, f.frames)) - start
         while remaining > 0:
             # Never read at the end of the file: libmpg123 reports a bogus frame error there.
             n = remaining if block_frames is None else min(remaining, block_frames)
-            y = f.read(n, dtype="float32", always_2d=True)
+            with _mpg123_quiet():
+                y = f.read(n, dtype="float32", always_2d=True)
             if not len(y):
                 return
             yield _downmix(y)

@@ -294,3 +294,25 @@ def test_matches_librosa_on_gtzan(gtzan, genre, sr, offset, duration):
     y = audio.load(path, sr=sr, offset=offset, duration=duration)
     assert y.shape == expected.shape
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
+
+
+def test_libmpg123_notes_on_a_damaged_mp3_stay_off_the_terminal(tmp_path):
+    """libmpg123 prints "Note: Trying to resync..." to fd 2 itself; the decode must still succeed, silently."""
+    import subprocess
+    import sys
+
+    sf.write(tmp_path / "clean.mp3", synth.tone(seconds=5), 22050, format="MP3")
+    data = bytearray((tmp_path / "clean.mp3").read_bytes())
+    rng = np.random.default_rng(0)
+    for i in range(2000, len(data) - 2000, 997):  # damage a frame every kilobyte
+        data[i : i + 40] = rng.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    (tmp_path / "damaged.mp3").write_bytes(bytes(data))
+    code = (
+        "import sys\n"
+        "from batchgenre.audio import load, probe_duration\n"
+        "print(load(sys.argv[1]).size, probe_duration(sys.argv[1]))\n"
+        "print('python still speaks', file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, tmp_path / "damaged.mp3"], capture_output=True, text=True)
+    assert result.returncode == 0 and int(result.stdout.split()[0]) > 22050 * 4, result.stderr
+    assert result.stderr == "python still speaks\n"
