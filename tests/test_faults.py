@@ -81,9 +81,11 @@ def test_a_file_past_the_time_limit_fails_alone(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", per_genre=2, seconds=2)
     synth.write(corpus / "low" / "low.00050.wav", synth.tone(freq=100, seconds=15 * 60))
     out = tmp_path / "f.zarr"
-    # The tutorial set, the slowest, takes about 30 s on those 15 minutes.
+    # The tutorial set, the slowest, takes about 30 s on those 15 minutes, and past 1 GiB: the cap is
+    # lifted so that the clock alone stops it, however fast the machine.
     result = run_cli(
-        "featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--file-timeout", "1", "--features", "tutorial"
+        "featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--file-timeout", "1", "--features", "tutorial",
+        "--memory-cap", "64G",
     )
     assert result.returncode == 3, result.stderr
     rows = store_rows(out)
@@ -193,7 +195,7 @@ def test_a_hostile_corpus_finishes_with_every_good_file(tmp_path):
     out = tmp_path / "f.zarr"
     result = run_cli(
         "featurize", corpus, "--out", out, "--workers", "2", "--features", "tutorial", "--duration", "0",
-        "--file-timeout", "3", timeout=900,
+        "--file-timeout", "3", "--memory-cap", "64G", timeout=900,  # slow.wav must meet the clock, not the cap
     )
     assert result.returncode == 3, result.stderr[-2000:]
     assert "825 done, 202 failed" in result.stdout
