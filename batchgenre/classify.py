@@ -17,7 +17,7 @@ import numpy as np
 
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
-from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
+from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
 
 
 def classify_block(
-    root: str, relpaths: list[str], feature_set: str, sr: int, windows: Windows, *, file_timeout: float
+    root: str, relpaths: list[str], feature_set: str, sr: int, windows: Windows, *, file_timeout: float,
+    memory_cap: int = DEFAULT_MEMORY_CAP,
 ) -> list[FileWindows]:
     """Window features of a block of files; runs on a worker and never imports TensorFlow.
 
@@ -96,7 +97,7 @@ def classify_block(
     from batchgenre.sandbox import borrowed
 
     results = []
-    with borrowed() as box:
+    with borrowed(memory_cap=memory_cap) as box:
         for rel in relpaths:
             try:
                 results.append(
@@ -158,6 +159,7 @@ def classify_dir(
     scheduler: str | None = None,
     retry_failed: bool = False,
     file_timeout: float = DEFAULT_FILE_TIMEOUT,
+    memory_cap: int = DEFAULT_MEMORY_CAP,
 ) -> Summary:
     """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it."""
     from distributed import as_completed
@@ -193,7 +195,7 @@ def classify_dir(
             futures = {
                 client.submit(
                     classify_block, str(root), block, metadata["feature_set"], SAMPLE_RATE, windows,
-                    file_timeout=file_timeout, pure=False,
+                    file_timeout=file_timeout, memory_cap=memory_cap, pure=False,
                 ): block
                 for block in blocks
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from batchgenre import __version__
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS
-from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
+from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import MAX_AUGMENT
 
 log = logging.getLogger("batchgenre")
@@ -61,6 +62,20 @@ def _positive_seconds(text: str) -> float:
     return s
 
 
+_MIB_PER_UNIT = {"": 1, "m": 1, "mib": 1, "g": 1024, "gib": 1024}
+
+
+def _mebibytes(text: str) -> int:
+    """An argparse type: a size in MiB, bare (1024) or with a unit (512M, 1.5G, 2GiB)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", text, flags=re.IGNORECASE)
+    if not match or match[2].lower() not in _MIB_PER_UNIT:
+        raise argparse.ArgumentTypeError(f"must be a size in MiB like 1024, or with a unit like 512M or 2G, got {text!r}")
+    mib = round(float(match[1]) * _MIB_PER_UNIT[match[2].lower()])
+    if mib < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 MiB, got {text!r}")
+    return mib
+
+
 def _genre_list(text: str) -> list[str]:
     genres = [g.strip() for g in text.split(",") if g.strip()]
     if not genres:
@@ -75,6 +90,10 @@ def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--file-timeout", type=_positive_seconds, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
         help=f"give up on a file after this long (default {DEFAULT_FILE_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--memory-cap", type=_mebibytes, default=DEFAULT_MEMORY_CAP, metavar="SIZE",
+        help=f"give up on a file whose decoding helper needs more memory than this: MiB, or 512M, 2G (default {DEFAULT_MEMORY_CAP})",
     )
 
 
@@ -248,6 +267,7 @@ def _featurize(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
+        memory_cap=args.memory_cap,
         augment=args.augment,
     )
     _print_failures(summary.failed, where="the store's error column")
@@ -290,6 +310,7 @@ def _classify_dir(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
+        memory_cap=args.memory_cap,
     )
     _print_lost_workers(summary.lost_workers)
     _print_failures(summary.failed, where="the results' error column")

@@ -15,7 +15,7 @@ from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET
-from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT
+from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ def featurize(
     scheduler: str | None = None,
     retry_failed: bool = False,
     file_timeout: float = DEFAULT_FILE_TIMEOUT,
+    memory_cap: int = DEFAULT_MEMORY_CAP,
     augment: int = 0,
     client=None,
 ) -> Summary:
@@ -167,7 +168,9 @@ def featurize(
             vanished = _plan(store, relpaths, file_genres, root, augment=augment)
             todo = _blocks_to_run(store, retry_failed)
             started = time.time()
-            lost = _run_blocks(client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout)
+            lost = _run_blocks(
+                client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap
+            )
             workers_lost = lost_workers(client, since=started)
 
     status = store.column("status")
@@ -218,7 +221,8 @@ def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
 
 
 def _run_blocks(
-    client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool, file_timeout: float
+    client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool, file_timeout: float,
+    memory_cap: int,
 ) -> list[tuple[int, str]]:
     """Submit one task per block and follow them to the end; a block that cannot run is reported, not fatal."""
     from distributed import as_completed
@@ -235,7 +239,7 @@ def _run_blocks(
     futures = {
         client.submit(
             featurize_block, store.url, block, str(root), attrs["feature_set"], clip,
-            retry_failed=retry_failed, file_timeout=file_timeout, pure=False,
+            retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap, pure=False,
         ): block
         for block in todo
     }
@@ -253,7 +257,8 @@ def _run_blocks(
 
 
 def featurize_block(
-    store_url: str, block: int, root: str, feature_set: str, clip: Clip, *, retry_failed: bool, file_timeout: float
+    store_url: str, block: int, root: str, feature_set: str, clip: Clip, *, retry_failed: bool, file_timeout: float,
+    memory_cap: int = DEFAULT_MEMORY_CAP,
 ) -> int:
     """Compute the rows of one block that are not done and write the block's chunks; runs on a worker.
 
@@ -271,7 +276,7 @@ def featurize_block(
     )
     paths, copies = store.column("path", start, stop), store.column("augment", start, stop)
     todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed) & (paths != ""))
-    with borrowed() as box:
+    with borrowed(memory_cap=memory_cap) as box:
         for i in todo:
             try:
                 rows.features[i] = box.call(

@@ -1,20 +1,25 @@
-"""Per-file work in a helper process, so a file that hangs or crashes its decoder costs that file alone.
+"""Per-file work in a helper process, so a file that hangs, crashes its decoder or needs too much memory costs that file alone.
 
 Each worker thread keeps one helper (``python -m batchgenre.sandbox``), warmed up once and reused
-for every file; a helper that crashes or runs past the time limit is killed and replaced. The
+for every file; a helper that crashes, runs past the time limit or outgrows the memory cap is
+killed and replaced, and on Linux it dies with its worker even in the middle of a file. The
 helper gets the file's path as data over a pipe: no file name ever reaches a shell.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import pickle
+import queue
 import select
 import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -22,9 +27,20 @@ from typing import Any, Callable, Iterator
 from batchgenre.errors import BatchgenreError
 
 DEFAULT_FILE_TIMEOUT = 300.0
+# MiB of resident memory (peak) a helper may reach. A warm helper holds about 250 MiB, and peaks at
+# 250-300 MiB on a 30 s clip or on a 60-minute file in 30 s windows; decoding a whole hour at once
+# (featurize --duration 0) takes about 2.1 GiB (README, benchmarks/README.md).
+DEFAULT_MEMORY_CAP = 1024
 STARTUP_TIMEOUT = 300.0
+# How often the caller looks at a working helper's memory. Between two looks the helper can pass
+# the cap by what it touches in that time; its peak is read once more before any reply is trusted.
+_WATCH_INTERVAL = 0.05
 _HEADER = struct.Struct("!Q")
 _READY = b"batchgenre-sandbox-ready"
+# The helper's name in ps and /proc/PID/comm (at most 15 bytes), which says what it is doing.
+STARTING, IDLE, BUSY = b"batchgenre:warm", b"batchgenre:idle", b"batchgenre:busy"
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 
 
 class FileTimeout(BatchgenreError):
@@ -32,13 +48,33 @@ class FileTimeout(BatchgenreError):
 
 
 class HelperCrashed(BatchgenreError):
-    """The helper process died while working on a file."""
+    """The helper process died while working on a file, or while warming up for one."""
+
+
+class MemoryCapExceeded(BatchgenreError):
+    """A file took the helper past its memory cap."""
+
+
+class HelperDidNotStart(BatchgenreError):
+    """The helper failed before it was ready for its first file; the message says why."""
+
+
+class _OverCap(Exception):
+    """The helper's peak resident memory passed the cap."""
 
 
 class Sandbox:
-    """One helper process; ``call`` runs a module-level function in it and returns its result or raises its error."""
+    """One helper process; ``call`` runs a module-level function in it and returns its result or raises its error.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    memory_cap : int > 0
+        MiB of resident memory the helper may reach, warm-up included; past it the helper is
+        killed and the call fails with MemoryCapExceeded. Watched through ``/proc``, so on Linux only.
+    """
+
+    def __init__(self, *, memory_cap: int = DEFAULT_MEMORY_CAP) -> None:
+        self.memory_cap = memory_cap
         self._process: subprocess.Popen | None = None
 
     @property
@@ -49,13 +85,18 @@ class Sandbox:
         process = self._running()
         _send(process.stdin, (function, args, kwargs))
         try:
-            status, value = _receive(process.stdout.fileno(), timeout=timeout)
+            status, value = _receive(process.stdout.fileno(), timeout=timeout, check=self._watch(process))
         except TimeoutError:
             self.close()
             raise FileTimeout(f"timed out after {timeout:g} s (raise the limit with --file-timeout)") from None
+        except _OverCap:
+            self.close()
+            raise MemoryCapExceeded(
+                f"needs more than {self.memory_cap} MiB of memory (raise the cap with --memory-cap)"
+            ) from None
         except EOFError:
-            reason = _death(process)
-            self._process = None
+            reason = _exit_reason(_exit_code(process))
+            self.close()
             raise HelperCrashed(f"the decoder crashed ({reason})") from None
         if status == "error":
             raise value
@@ -68,24 +109,52 @@ class Sandbox:
     def _running(self) -> subprocess.Popen:
         if self._process is not None and self._process.poll() is None:
             return self._process
-        # Decoders write their complaints (libmpg123's resync notes, say) straight to stderr, once
-        # per file over a whole corpus; the reasons that matter come back through the pipe instead.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "batchgenre.sandbox"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
-        )
-        try:
-            status, _ = _receive(process.stdout.fileno(), timeout=STARTUP_TIMEOUT)
-        except (TimeoutError, EOFError):
-            process.kill()
-            raise RuntimeError(f"the sandbox helper did not start ({_death(process)})") from None
+        # Startup errors (a broken install, say) are written to stderr before any pipe protocol
+        # exists, so stderr goes to a file until the helper is ready; after that it goes nowhere.
+        with tempfile.TemporaryFile() as startup_log:
+            process = _spawn(
+                [sys.executable, "-m", "batchgenre.sandbox", str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=startup_log, bufsize=0,
+            )
+            try:
+                _receive(process.stdout.fileno(), timeout=STARTUP_TIMEOUT, check=self._watch(process))
+            except TimeoutError:
+                _end(process)
+                raise HelperDidNotStart(f"the decoder helper did not start within {STARTUP_TIMEOUT:g} s") from None
+            except _OverCap:
+                _end(process)
+                raise HelperDidNotStart(
+                    f"the decoder helper did not start: it needs more than {self.memory_cap} MiB of memory "
+                    "before any file (raise the cap with --memory-cap)"
+                ) from None
+            except EOFError:
+                code = _exit_code(process)
+                reason = _exit_reason(code)
+                _end(process)
+                if code is not None and code < 0:  # a crash reads the same whether in warm-up or in a file
+                    raise HelperCrashed(f"the decoder crashed ({reason})") from None
+                startup_log.seek(0)
+                said = _last_line(startup_log.read())
+                raise HelperDidNotStart(
+                    f"the decoder helper did not start: {said} ({reason})" if said
+                    else f"the decoder helper did not start ({reason})"
+                ) from None
         self._process = process
         return process
 
+    def _watch(self, process: subprocess.Popen) -> Callable[[], None]:
+        """A check that raises _OverCap once ``process`` has ever held more than the cap."""
+
+        def check() -> None:
+            peak = _peak_kib(process.pid)
+            if peak is not None and peak > self.memory_cap * 1024:
+                raise _OverCap
+
+        return check
+
     def close(self) -> None:
         if self._process is not None:
-            self._process.kill()
-            self._process.wait()
+            _end(self._process)
             self._process = None
 
 
@@ -94,10 +163,16 @@ _idle_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def borrowed() -> Iterator[Sandbox]:
-    """A helper of this process's pool for the caller alone: one per concurrently running task."""
+def borrowed(*, memory_cap: int = DEFAULT_MEMORY_CAP) -> Iterator[Sandbox]:
+    """A helper of this process's pool for the caller alone: one per concurrently running task.
+
+    ``memory_cap`` (MiB) is the helper's cap for this borrowing; see Sandbox.
+    """
     with _idle_lock:
-        box = _idle.pop() if _idle else Sandbox()
+        box = _idle.pop() if _idle else Sandbox(memory_cap=memory_cap)
+    if box.memory_cap != memory_cap:
+        box.close()  # its peak so far was judged by another cap; a fresh helper is judged by this one alone
+        box.memory_cap = memory_cap
     try:
         yield box
     finally:
@@ -112,18 +187,57 @@ def start() -> int:
         return box.pid
 
 
+_spawner: tuple[int, queue.Queue] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(command: list[str], **popen_args: Any) -> subprocess.Popen:
+    """``subprocess.Popen(command, **popen_args)``, run by this process's one spawning thread.
+
+    A helper's parent-death signal fires when the *thread* that forked it ends, not its process,
+    and Dask ends pool threads while the worker lives on (``secede``, ``rejoin``): a helper forked
+    by a task's thread would be killed between two files. The spawning thread lives as long as
+    the process.
+    """
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():  # none yet, or a forked copy without the thread
+            requests: queue.Queue = queue.Queue()
+            threading.Thread(target=_spawn_forever, args=(requests,), name="batchgenre-sandbox-spawner", daemon=True).start()
+            _spawner = (os.getpid(), requests)
+        requests = _spawner[1]
+    reply: queue.Queue = queue.Queue(maxsize=1)
+    requests.put((command, popen_args, reply))
+    process, error = reply.get()
+    if error is not None:
+        raise error
+    return process
+
+
+def _spawn_forever(requests: queue.Queue) -> None:
+    while True:
+        command, popen_args, reply = requests.get()
+        try:
+            reply.put((subprocess.Popen(command, **popen_args), None))
+        except Exception as error:  # the caller raises it in its own thread
+            reply.put((None, error))
+
+
 def _send(pipe, message: Any) -> None:
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     pipe.write(_HEADER.pack(len(payload)) + payload)
     pipe.flush()
 
 
-def _read_exactly(fd: int, n: int, deadline: float) -> bytes:
+def _read_exactly(fd: int, n: int, deadline: float, check: Callable[[], None]) -> bytes:
     chunks, left = [], n
     while left:
+        check()
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0:
             raise TimeoutError
+        if not select.select([fd], [], [], min(remaining, _WATCH_INTERVAL))[0]:
+            continue
         chunk = os.read(fd, min(left, 1 << 20))
         if not chunk:
             raise EOFError
@@ -132,26 +246,88 @@ def _read_exactly(fd: int, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _receive(fd: int, *, timeout: float) -> tuple[str, Any]:
+def _receive(fd: int, *, timeout: float, check: Callable[[], None]) -> tuple[str, Any]:
+    """The helper's next message; ``check`` runs while waiting and once more after the message, so
+    a peak between two looks still counts."""
     deadline = time.monotonic() + timeout
-    (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline))
-    payload = _read_exactly(fd, size, deadline)
+    (size,) = _HEADER.unpack(_read_exactly(fd, _HEADER.size, deadline, check))
+    payload = _read_exactly(fd, size, deadline, check)
+    check()
     return ("ready", None) if payload == _READY else pickle.loads(payload)
 
 
-def _death(process: subprocess.Popen) -> str:
+def _peak_kib(pid: int) -> int | None:
+    """Peak resident memory (VmHWM) of a live process in KiB; None where /proc does not say."""
     try:
-        code = process.wait(timeout=5)
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None  # gone, a zombie, or not Linux
+
+
+def _exit_code(process: subprocess.Popen) -> int | None:
+    """The exit status of a helper whose pipe closed (negative: killed by that signal); None if it hangs on."""
+    try:
+        return process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
+        return None
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
         return "it stopped answering"
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit status {code}"
 
 
-def _serve() -> None:
+def _end(process: subprocess.Popen) -> None:
+    """Kill ``process`` if it still runs, reap it and close our ends of its pipes."""
+    process.kill()
+    process.wait()
+    process.stdin.close()
+    process.stdout.close()
+
+
+def _last_line(text: bytes) -> str:
+    """The last non-empty line a failed helper wrote: for a Python traceback, the exception."""
+    lines = [line.strip() for line in text.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have Linux SIGKILL this helper when the thread that started it ends (see _spawn); elsewhere nothing.
+
+    Without it a helper deep in a file outlives a killed worker, holding its memory and core.
+    """
+    if sys.platform != "linux":
+        return
+    if _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the worker died before the signal was asked for: none will come
+        sys.exit("the worker that started this helper is gone")
+
+
+def _set_state(name: bytes) -> None:
+    """Show what the helper is doing as its process name (Linux only)."""
+    if sys.platform == "linux":
+        _libc().prctl(_PR_SET_NAME, name, 0, 0, 0)
+
+
+def _serve(parent: int) -> None:
     """The helper's loop: answer each (function, args, kwargs) request with ("ok", result) or ("error", exception)."""
+    _die_with_parent(parent)  # first, so that no later step can outlive the worker
+    _set_state(STARTING)
     # The protocol owns the real stdout; anything a library prints goes to stderr instead.
     channel = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
@@ -160,16 +336,25 @@ def _serve() -> None:
 
     tune_worker()
     warm_up()
+    # Decoders write their complaints (libmpg123's resync notes, say) straight to stderr, once per
+    # file over a whole corpus; the reasons that matter come back through the pipe instead.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    _set_state(IDLE)
     channel.write(_HEADER.pack(len(_READY)) + _READY)
     while True:
         header = requests.read(_HEADER.size)
         if len(header) < _HEADER.size:
             return
         function, args, kwargs = pickle.loads(_read_all(requests, _HEADER.unpack(header)[0]))
+        _set_state(BUSY)
         try:
             reply = ("ok", function(*args, **kwargs))
         except Exception as error:  # the caller decides what a failure means
             reply = ("error", error if _picklable(error) else RuntimeError(f"{type(error).__name__}: {error}"))
+        _set_state(IDLE)
         _send(channel, reply)
 
 
@@ -192,4 +377,4 @@ def _picklable(error: Exception) -> bool:
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(int(sys.argv[1]))
