@@ -20,9 +20,13 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
+import re
+import signal
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -172,68 +176,227 @@ class FeatureStore:
         self.group["status"][start:stop] = rows.status
 
 
-LOCK_NAME = "writer.lock.json"
+LOCK_PATTERN = re.compile(r"writer\.lock\.(\d+)\.json")  # writer.lock.<generation>.json
 LOCK_STALE_S = 120.0  # a lock whose heartbeat is older than this belongs to a dead run
+_TAKE_ATTEMPTS = 20  # rounds of losing a race before giving up; each lost round means another run got in
+
+
+class _LockLost(BaseException):
+    """Raised in the main thread by the heartbeat thread's signal; a BaseException so no ``except Exception`` eats it."""
 
 
 @contextlib.contextmanager
 def writer_lock(url: str, *, heartbeat_s: float = 30.0) -> Iterator[None]:
     """Hold the store's one-writer lock while the block runs; refuse clearly when another run holds it.
 
-    The lock is a small JSON file in the store (any fsspec URL) naming the host, process and a
-    heartbeat that a thread refreshes. A lock left by a crashed run is taken over: on the same
-    host when its process is gone, anywhere once its heartbeat is stale.
+    The lock is a generation of small JSON files in the store (any fsspec URL),
+    ``writer.lock.<n>.json``, each naming a host, a process and a heartbeat. Generation n+1 can
+    only be created, never overwritten, and only once generation n is released or dead, so of
+    two runs that start together, or take over the same dead lock together, exactly one wins the
+    create. "Only if absent" is ``os.link`` on a local path and a conditional PUT
+    (``If-None-Match: *``) through s3fs; other fsspec filesystems get their own
+    ``pipe_file(mode="create")``, which in fsspec's generic version is check-then-write, so two
+    runs starting in the same instant there can both proceed.
+
+    A thread refreshes the heartbeat. When it cannot (the store is gone or unwritable, or a run
+    took the lock over after this one stopped beating for ``LOCK_STALE_S``), it interrupts the
+    main thread (when the lock was taken there) and the run stops with a ``BatchgenreError``
+    naming the store and the reason. A run only ever writes or deletes its own generation, and
+    generations older than the one it holds.
     """
-    import fsspec
-
-    try:
-        fs, root = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as error:  # e.g. s3:// without s3fs installed
-        raise BatchgenreError(f"{url}: {error}") from None
-    fs.makedirs(root, exist_ok=True)
-    path = f"{root.rstrip('/')}/{LOCK_NAME}"
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-    held = _read_lock(fs, path)
-    if held is not None and _alive(held):
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.get("started", 0)))
-        raise BatchgenreError(
-            f"{url} is being written by another featurize (pid {held.get('pid')} on {held.get('host')}, since {since}): "
-            f"wait for it to finish, or delete {url}/{LOCK_NAME} if that run is gone"
-        )
-    if held is not None:
-        log.warning("taking over the lock of a run that died (pid %s on %s)", held.get("pid"), held.get("host"))
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            _write_lock(fs, path, {**me, "heartbeat": time.time()})
-            if stop.wait(heartbeat_s):
-                return
-
-    thread = threading.Thread(target=beat, name="batchgenre-lock", daemon=True)
-    _write_lock(fs, path, {**me, "heartbeat": time.time()})
-    thread.start()
+    lock = _Lock(url)
+    lock.take()
+    heartbeat = _Heartbeat(lock, every_s=heartbeat_s)
     try:
         yield
+    except _LockLost:  # the heartbeat's interrupt: its reason is raised below
+        pass
     finally:
-        stop.set()
-        thread.join()
-        fs.rm_file(path)
+        heartbeat.stop()
+        # Raised from finally on purpose: whatever else broke, losing the lock is why.
+        if heartbeat.failure is not None:
+            raise BatchgenreError(f"{url}: this run stopped: {heartbeat.failure}") from None
+        try:
+            lock.release()
+        except _Stolen as error:  # lost between two heartbeats: the run's writes may have crossed another's
+            raise BatchgenreError(f"{url}: {error}") from None
 
 
-def _read_lock(fs, path: str) -> dict | None:
+class _Lock:
+    """One run's generation of the writer lock: take it, refresh it, release it."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec
+
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url)
+        except (ImportError, ValueError) as error:  # e.g. s3:// without s3fs installed
+            raise BatchgenreError(f"{url}: {error}") from None
+        self.url, self.root = url, root.rstrip("/")
+        self.generation = -1
+        self.me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
+
+    def path(self, generation: int) -> str:
+        return f"{self.root}/writer.lock.{generation}.json"
+
+    def take(self) -> None:
+        self.fs.makedirs(self.root, exist_ok=True)
+        for _ in range(_TAKE_ATTEMPTS):
+            top = self.newest()
+            held = self.read(top) if top >= 0 else {"released": True}
+            if held is None:  # deleted since it was listed: look again
+                continue
+            if not held.get("released") and _alive(held):
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.get("started", 0)))
+                raise BatchgenreError(
+                    f"{self.url} is being written by another featurize (pid {held.get('pid')} on {held.get('host')}, "
+                    f"since {since}): wait for it to finish, or delete {self.url}/writer.lock.{top}.json if that run is gone"
+                )
+            if not _create(self.fs, self.path(top + 1), self.content()):
+                continue  # another run created it first: look at what it holds
+            if self.newest() != top + 1:
+                # Made from an old listing: a generation we never saw is newer, so ours was never the lock.
+                self.fs.rm_file(self.path(top + 1))
+                continue
+            self.generation = top + 1
+            if not held.get("released"):
+                log.warning("taking over the lock of a run that died (pid %s on %s)", held.get("pid"), held.get("host"))
+            for old in range(top + 1):  # superseded generations, which no run holds any more
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(self.path(old))
+            return
+        raise BatchgenreError(f"{self.url}: other runs kept taking the writer lock first; try again")
+
+    def renew(self) -> None:
+        """Write a fresh heartbeat, after checking that the lock is still this run's."""
+        self.check_held()
+        _put(self.fs, self.path(self.generation), self.content())
+
+    def release(self) -> None:
+        """Leave the generation as released (never deleted: generations only grow, which is what makes takeover safe)."""
+        self.check_held()
+        _put(self.fs, self.path(self.generation), self.content(released=True))
+
+    def check_held(self) -> None:
+        newest = self.newest()
+        if newest == self.generation:
+            return
+        if newest < self.generation:
+            raise _Stolen(f"its lock file {self.url}/writer.lock.{self.generation}.json was deleted")
+        held = self.read(newest) or {}
+        raise _Stolen(
+            f"another featurize (pid {held.get('pid')} on {held.get('host')}) took its writer lock over, "
+            f"because this run's heartbeat had stopped for over {LOCK_STALE_S:g} s"
+        )
+
+    def newest(self) -> int:
+        """The newest generation in the store, -1 when there is none."""
+        self.fs.invalidate_cache(self.root)  # s3fs caches listings; another run's lock must be seen at once
+        try:
+            names = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            return -1
+        found = (LOCK_PATTERN.fullmatch(posixpath.basename(name)) for name in names)
+        return max((int(m.group(1)) for m in found if m), default=-1)
+
+    def read(self, generation: int) -> dict | None:
+        path = self.path(generation)
+        try:
+            return json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            raise BatchgenreError(
+                f"{self.url}/writer.lock.{generation}.json is not a batchgenre lock: delete it if no featurize is running"
+            ) from None
+
+    def content(self, *, released: bool = False) -> bytes:
+        return json.dumps({**self.me, "heartbeat": time.time(), "released": released}).encode()
+
+
+class _Stolen(Exception):
+    """The lock is no longer this run's."""
+
+
+class _Heartbeat:
+    """A thread that refreshes the lock every ``every_s`` seconds and interrupts the main thread when it cannot."""
+
+    def __init__(self, lock: _Lock, *, every_s: float) -> None:
+        self.lock, self.every_s = lock, every_s
+        self.failure: str | None = None
+        self._stopping = threading.Event()
+        # Only the main thread can be interrupted by a signal; elsewhere the failure is raised at exit.
+        self._main = None
+        if threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_kill"):
+            self._main = threading.get_ident()
+            self._previous = signal.signal(signal.SIGUSR1, _raise_lock_lost)
+        self._thread = threading.Thread(target=self._run, name="batchgenre-lock", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self.every_s):
+            try:
+                self.lock.renew()
+            except _Stolen as error:
+                self.failure = str(error)
+            except Exception as error:  # the store's own error, whatever the filesystem: said, not swallowed
+                reason = " ".join(f"{type(error).__name__}: {error}".split())
+                self.failure = f"could not refresh its writer lock ({reason})"
+            if self.failure is not None:
+                if self._main is not None and not self._stopping.is_set():
+                    signal.pthread_kill(self._main, signal.SIGUSR1)
+                return
+
+    def stop(self) -> None:
+        while True:
+            try:
+                self._stopping.set()
+                self._thread.join()
+                break
+            except _LockLost:  # sent just before stop: the failure it announces is reported by the caller
+                pass
+        if self._main is not None:
+            signal.signal(signal.SIGUSR1, self._previous)
+
+
+def _raise_lock_lost(signum, frame) -> None:
+    raise _LockLost
+
+
+def _create(fs, path: str, data: bytes) -> bool:
+    """Write ``data`` at ``path`` only if nothing is there, whole; False when something is."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        # O_EXCL would expose a half-written file to readers; a link of a finished file is atomic and exclusive.
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
     try:
-        with fs.open(path, "r") as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+        fs.pipe_file(path, data, mode="create")  # s3fs: a PUT with If-None-Match: *
+    except FileExistsError:
+        return False
+    return True
 
 
-def _write_lock(fs, path: str, content: dict) -> None:
-    # Write then rename, so a reader never sees half a lock (and takes it for none).
-    tmp = f"{path}.{os.getpid()}.tmp"
-    fs.pipe_file(tmp, json.dumps(content).encode())
-    fs.mv(tmp, path)
+def _put(fs, path: str, data: bytes) -> None:
+    """Overwrite ``path`` with ``data`` so that a reader sees the old content or the new, never half."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, data)  # an object PUT is atomic
 
 
 def _alive(lock: dict) -> bool:

@@ -1,0 +1,141 @@
+"""The store under races and kills: two runs starting together, a lock that cannot be kept."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from batchgenre.errors import BatchgenreError
+from batchgenre.store import DONE, writer_lock
+from tests.conftest import run_cli
+from tests.test_featurize import make_corpus, store_rows
+from tests.test_scale_out import s3  # noqa: F401 -- the moto S3 server fixture
+from tests.test_store import lock_files
+
+RACES = 200  # half on fresh stores, half on stores whose lock a killed run left
+REFUSED = "being written by another featurize"
+
+
+def hold_and_die(urls: list[str], holding) -> None:
+    """Take the lock of every store in ``urls`` and wait to be killed (in a child process)."""
+    with contextlib.ExitStack() as stack:
+        for url in urls:
+            stack.enter_context(writer_lock(url))
+        holding.set()
+        threading.Event().wait()
+
+
+def race(urls: list[str], start, tried, results) -> None:
+    """For each store: wait for the other racer, take the lock, say how it went, hold it until both have tried."""
+    for i, url in enumerate(urls):
+        start.wait(timeout=60)
+        try:
+            with writer_lock(url):
+                results.put((i, "won"))
+                tried.wait(timeout=60)
+        except BatchgenreError as error:
+            results.put((i, str(error)))
+            tried.wait(timeout=60)
+        except Exception as error:  # said, so that the race that broke is the one that fails
+            results.put((i, f"{type(error).__name__}: {error}"))
+
+
+def run_races(urls: list[str]) -> None:
+    """Two processes released together by a barrier for each store; fails at the first race that did
+    not end in one lock taken and one refusal."""
+    context = multiprocessing.get_context("spawn")
+    holding = context.Event()
+    killed = context.Process(target=hold_and_die, args=(urls[1::2], holding))
+    killed.start()
+    assert holding.wait(timeout=120), "the run to kill never took its locks"
+    killed.kill()  # SIGKILL: its locks stay behind, naming a process that is gone
+    killed.join()
+
+    start, tried, results = context.Barrier(2), context.Barrier(2), context.Queue()
+    racers = [context.Process(target=race, args=(urls, start, tried, results)) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    outcomes: dict[int, list[str]] = {i: [] for i in range(len(urls))}
+    try:
+        for _ in range(2 * len(urls)):
+            i, outcome = results.get(timeout=120)
+            outcomes[i].append(outcome)
+            if len(outcomes[i]) == 2:
+                first, second = outcomes[i]
+                assert sorted([first == "won", second == "won"]) == [False, True], f"race {i}: {first!r} / {second!r}"
+                assert REFUSED in (second if first == "won" else first), f"race {i}: {first!r} / {second!r}"
+    except BaseException:
+        for racer in racers:
+            racer.kill()
+        raise
+    for racer in racers:  # let the last winner release its lock
+        racer.join(timeout=60)
+
+
+def test_of_two_runs_started_together_exactly_one_takes_the_lock(tmp_path):
+    urls = [str(tmp_path / f"{i}.zarr") for i in range(RACES)]
+    run_races(urls)
+    for i, url in enumerate(urls):  # every store ends with one released lock; a taken-over one is gone
+        assert [(g, lock["released"]) for g, lock in lock_files(Path(url)).items()] == [(i % 2, True)]
+
+
+@pytest.mark.slow
+def test_of_two_runs_started_together_on_s3_exactly_one_takes_the_lock(s3):  # noqa: F811 -- the fixture
+    run_races([f"{s3}/{i}.zarr" for i in range(20)])
+
+
+HOLD_AND_BREAK = """
+import json, shutil, sys, threading
+from batchgenre.errors import BatchgenreError
+from batchgenre.store import writer_lock
+
+url, how = sys.argv[1:3]
+try:
+    with writer_lock(url, heartbeat_s=0.05):
+        if how == "deleted":
+            shutil.rmtree(url)
+        else:  # what a run that found this one's heartbeat stale leaves
+            with open(f"{url}/writer.lock.1.json", "x") as f:
+                json.dump({"host": "elsewhere", "pid": 7, "started": 0, "heartbeat": 0, "released": False}, f)
+        threading.Event().wait(300)
+    print("the run went on without its lock")
+except BatchgenreError as error:
+    print(f"batchgenre: {error}")
+"""
+
+
+@pytest.mark.parametrize(
+    "how, reason",
+    [
+        ("deleted", "its lock file {url}/writer.lock.0.json was deleted"),
+        ("taken over", "another featurize (pid 7 on elsewhere) took its writer lock over"),
+    ],
+)
+def test_a_run_that_loses_its_lock_stops_with_one_line(tmp_path, how, reason):
+    url = str(tmp_path / "f.zarr")
+    result = subprocess.run(
+        [sys.executable, "-c", HOLD_AND_BREAK, url, how], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"batchgenre: {url}: this run stopped: {reason.format(url=url)}"), lines
+    if how == "taken over":  # the other run's lock is left alone
+        assert lock_files(tmp_path / "f.zarr")[1]["host"] == "elsewhere"
+
+
+def test_two_featurize_commands_started_together_write_once(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=4, seconds=4)
+    out = tmp_path / "f.zarr"
+    command = [sys.executable, "-m", "batchgenre.cli", "featurize", str(corpus), "--out", str(out), "--workers", "1"]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    assert sum("featurizing 12 files" in err for _, err in results) == 1
+    assert sum(REFUSED in err and err.count("\n") == 1 for _, err in results) == 1
+    assert all(status == DONE for status, _, _ in store_rows(out).values())
