@@ -11,7 +11,8 @@ Layout (N rows, D features, B rows per chunk; every array is chunked by B rows):
 
 The client writes ``path``, ``label`` and ``augment`` when it plans rows, before any task runs; the task of
 block k alone writes rows [k*B, (k+1)*B) of ``features``, ``error`` and, last, ``status``.
-Chunks are written atomically, so a block whose status chunk still says PENDING is simply redone.
+A chunk write is whole or absent (zarr-python 3.1.3 and later write a local chunk to a temporary file
+and rename it; an object store's PUT is atomic), so a block whose status chunk still says PENDING is simply redone.
 """
 
 from __future__ import annotations

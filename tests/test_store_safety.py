@@ -1,18 +1,24 @@
-"""The store under races and kills: two runs starting together, a lock that cannot be kept."""
+"""The store under races and kills: two runs starting together, a lock that cannot be kept, a block
+killed mid-write."""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from batchgenre.errors import BatchgenreError
-from batchgenre.store import DONE, writer_lock
+from batchgenre.featurize import Clip, _plan, discover, select, store_attrs
+from batchgenre.store import DONE, PENDING, FeatureStore, writer_lock
 from tests.conftest import run_cli
 from tests.test_featurize import make_corpus, store_rows
 from tests.test_scale_out import s3  # noqa: F401 -- the moto S3 server fixture
@@ -139,3 +145,78 @@ def test_two_featurize_commands_started_together_write_once(tmp_path):
     assert sum("featurizing 12 files" in err for _, err in results) == 1
     assert sum(REFUSED in err and err.count("\n") == 1 for _, err in results) == 1
     assert all(status == DONE for status, _, _ in store_rows(out).values())
+
+
+TEAR_A_CHUNK = """
+import os, sys, threading
+from pathlib import Path
+
+url, root, mark = sys.argv[1:4]
+open_file = Path.open
+
+
+class HalfThenStop:
+    # The point to kill at: half a chunk's bytes on disk, the rest never written.
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.f.__exit__(*exc)
+
+    def write(self, data):
+        data = memoryview(data).cast("B")
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        Path(mark).touch()
+        threading.Event().wait()
+
+
+def open_chunk(self, mode="r", *args, **kwargs):
+    f = open_file(self, mode, *args, **kwargs)
+    return HalfThenStop(f) if "/features/c/" in self.as_posix() and ("w" in mode or "x" in mode) else f
+
+
+Path.open = open_chunk  # zarr's LocalStore opens every chunk it writes through Path.open
+from batchgenre.featurize import Clip, featurize_block
+
+featurize_block(url, 0, root, "fast", Clip(), retry_failed=False, file_timeout=60)
+"""
+
+
+def test_a_block_killed_mid_write_reads_as_not_done_and_a_resume_completes_it(tmp_path):
+    corpus = (make_corpus(tmp_path / "corpus", per_genre=2, seconds=1)).resolve()
+    whole, torn = tmp_path / "whole.zarr", tmp_path / "torn.zarr"
+    assert run_cli("featurize", corpus, "--out", whole, "--workers", "1", "--features", "fast").returncode == 0
+    attrs = store_attrs(feature_set_name="fast", clip=Clip(), root=corpus)
+    store = FeatureStore.create(str(torn), attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=4)
+    _plan(store, *select(corpus, discover(corpus), None), corpus, augment=0)
+
+    mark = tmp_path / "half-written"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", TEAR_A_CHUNK, str(torn), str(corpus), str(mark)],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists() and writer.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert mark.exists(), f"the block never started its features chunk: {writer.stderr.read() if writer.poll() is not None else ''}"
+    finally:
+        os.killpg(writer.pid, signal.SIGKILL)  # the writer and its decoding helper
+        writer.wait()
+
+    reopened = FeatureStore.open(str(torn))
+    features, status = reopened.column("features"), reopened.column("status")  # reads without error
+    assert (status == PENDING).all()
+    assert np.isnan(features[:4]).all()  # block 0's chunk is absent, not half there
+
+    result = run_cli("featurize", corpus, "--out", torn, "--workers", "1", "--features", "fast")
+    assert result.returncode == 0, result.stderr
+    expected, resumed = store_rows(whole), store_rows(torn)
+    assert sorted(resumed) == sorted(expected)
+    for path, (status, error, vector) in expected.items():
+        assert resumed[path][:2] == (status, error)
+        np.testing.assert_array_equal(resumed[path][2], vector)
