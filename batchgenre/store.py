@@ -2,17 +2,21 @@
 
 Layout (N rows, D features, B rows per chunk; every array is chunked by B rows):
 
-    features  float32 [N, D]   NaN until the row is done
+    features  float32 [N, D]   NaN until the row is first done
     label     int16   [N]      index into attrs["genres"], -1 when unlabelled
     path      str     [N]      relative to attrs["root"]
     augment   uint8   [N]      0 for the file itself, k > 0 for its k-th altered copy (featurize --augment)
     status    uint8   [N]      PENDING, DONE or FAILED
     error     str     [N]      the reason a row failed, "" otherwise
+    size      int64   [N]      the file's size in bytes when its row was planned, -1 unknown
+    mtime_ns  int64   [N]      the file's modification time (ns) then, -1 unknown
 
-The client writes ``path``, ``label`` and ``augment`` when it plans rows, before any task runs; the task of
-block k alone writes rows [k*B, (k+1)*B) of ``features``, ``error`` and, last, ``status``.
-A chunk write is whole or absent (zarr-python 3.1.3 and later write a local chunk to a temporary file
-and rename it; an object store's PUT is atomic), so a block whose status chunk still says PENDING is simply redone.
+The client writes ``path``, ``label``, ``augment``, ``size`` and ``mtime_ns`` when it plans rows, and sends
+rows whose file was replaced back to PENDING, before any task runs; the task of block k alone writes rows
+[k*B, (k+1)*B) of ``features``, ``error`` and, last, ``status``. A chunk write is whole or absent (zarr-python
+3.1.3 and later write a local chunk to a temporary file and rename it; an object store's PUT is atomic), so a
+block whose status chunk still says PENDING is simply redone. Stores made before ``size`` and ``mtime_ns``
+existed get them on their next featurize (see ``FeatureStore.note_replaced_files``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -41,6 +46,8 @@ STORE_FORMAT = 1
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
+STAT_ARRAYS = ("size", "mtime_ns")  # not in ROW_ARRAYS: older stores lack them and must still open
+UNKNOWN_STAT = -1
 # Attributes that decide what a feature vector means: a rerun must agree on all of them.
 AUDIO_KEYS = ("feature_set", "feature_params", "feature_names", "sample_rate", "offset", "duration")
 
@@ -80,7 +87,9 @@ class FeatureStore:
         group.create_array("status", shape=(0,), chunks=(b,), dtype="uint8", fill_value=PENDING)
         group.create_array("error", shape=(0,), chunks=(b,), dtype=str)
         group.attrs.update({**attrs, "store_format": STORE_FORMAT, "rows_per_chunk": b})
-        return cls(group, url)
+        store = cls(group, url)
+        store._add_stat_arrays()
+        return store
 
     @classmethod
     def open(cls, url: str, *, mode: str = "r") -> "FeatureStore":
@@ -152,17 +161,62 @@ class FeatureStore:
         """Plan new rows (client only, before their tasks run): write path, label and augment.
 
         A plan killed between growing the arrays and writing their paths leaves rows with an
-        empty path; they are filled first, and the arrays grow only for the rest.
+        empty path; they are filled first, and the arrays grow only for the rest. Their file
+        stats start unknown; ``note_replaced_files`` records them.
         """
         augment = augment if augment is not None else [0] * len(paths)
         free = np.flatnonzero(self.column("path") == "")
         rows = np.concatenate([free[: len(paths)], np.arange(self.n_rows, self.n_rows + max(0, len(paths) - len(free)))])
         stop = max(self.n_rows, int(rows.max()) + 1) if len(rows) else self.n_rows
-        for name in ROW_ARRAYS:
+        for name in ROW_ARRAYS + STAT_ARRAYS:
+            if name not in self.group:  # a store older than the stat columns; note_replaced_files adds them
+                continue
             array = self.group[name]
             array.resize((stop, *array.shape[1:]))
+            if name in STAT_ARRAYS:
+                array.set_coordinate_selection(rows, UNKNOWN_STAT)  # a free row may hold a killed plan's stat
         for name, values, dtype in (("label", labels, "int16"), ("augment", augment, "uint8"), ("path", paths, str)):
             self.group[name].set_coordinate_selection(rows, np.asarray(values, dtype=object).astype(dtype))
+
+    def note_replaced_files(self, stats: np.ndarray) -> np.ndarray:
+        """Send rows whose file was replaced since it was planned back to PENDING (client only, before tasks run).
+
+        Parameters
+        ----------
+        stats : np.ndarray [shape=(N, 2), dtype=int64]
+            Each row's file size and mtime_ns now (``file_stats``), -1 where the file is gone.
+
+        Returns
+        -------
+        np.ndarray [shape=(k,), dtype=int64]
+            The rows sent back to PENDING.
+
+        A row with no recorded stat (planned by a run killed before recording it, or a store made
+        before these columns) takes the current one without being computed again: nothing tells
+        whether its file changed, and recomputing a whole older store on upgrade would cost hours.
+        Status is written before the stats, so a run killed in between leaves the row pending.
+        """
+        self._add_stat_arrays()
+        recorded = np.stack([self.column(name) for name in STAT_ARRAYS], axis=1)
+        present = (stats >= 0).all(axis=1)
+        unknown = (recorded == UNKNOWN_STAT).any(axis=1)
+        differs = present & (recorded != stats).any(axis=1)
+        replaced = np.flatnonzero(differs & ~unknown & (self.column("status") != PENDING))
+        if len(replaced):
+            self.group["status"].set_coordinate_selection(replaced, PENDING)
+        update = np.flatnonzero(differs)
+        if len(update):
+            for i, name in enumerate(STAT_ARRAYS):
+                self.group[name].set_coordinate_selection(update, stats[update, i])
+        return replaced
+
+    def _add_stat_arrays(self) -> None:
+        """Give a store made before ``size`` and ``mtime_ns`` those arrays, all unknown."""
+        for name in STAT_ARRAYS:
+            if name not in self.group:
+                self.group.create_array(
+                    name, shape=(self.n_rows,), chunks=(self.rows_per_chunk,), dtype="int64", fill_value=UNKNOWN_STAT
+                )
 
     def add_genres(self, genres: list[str]) -> None:
         self.group.attrs["genres"] = self.genres + [g for g in genres if g not in self.genres]
@@ -410,6 +464,23 @@ def _alive(lock: dict) -> bool:
             return True
         return True
     return time.time() - float(lock.get("heartbeat", 0)) < LOCK_STALE_S
+
+
+def file_stats(root: Path, relpaths: list[str]) -> np.ndarray:
+    """Size and mtime_ns [shape=(n, 2), dtype=int64] of each file under ``root``; -1 for one that is gone, or ""."""
+    stats = np.full((len(relpaths), 2), UNKNOWN_STAT, dtype=np.int64)
+    seen: dict[str, tuple[int, int]] = {}  # a file's altered copies are more rows of the same file
+    for i, relpath in enumerate(relpaths):
+        if not relpath:
+            continue
+        if relpath not in seen:
+            try:
+                st = os.stat(root / relpath)
+                seen[relpath] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                seen[relpath] = (UNKNOWN_STAT, UNKNOWN_STAT)
+        stats[i] = seen[relpath]
+    return stats
 
 
 def rows_to_compute(status: np.ndarray, *, retry_failed: bool) -> np.ndarray:

@@ -1,11 +1,12 @@
 """The store under races and kills: two runs starting together, a lock that cannot be kept, a block
-killed mid-write."""
+killed mid-write, a file replaced between runs."""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from batchgenre.errors import BatchgenreError
 from batchgenre.featurize import Clip, _plan, discover, select, store_attrs
 from batchgenre.store import DONE, PENDING, FeatureStore, writer_lock
+from tests import synth
 from tests.conftest import run_cli
 from tests.test_featurize import make_corpus, store_rows
 from tests.test_scale_out import s3  # noqa: F401 -- the moto S3 server fixture
@@ -220,3 +222,58 @@ def test_a_block_killed_mid_write_reads_as_not_done_and_a_resume_completes_it(tm
     for path, (status, error, vector) in expected.items():
         assert resumed[path][:2] == (status, error)
         np.testing.assert_array_equal(resumed[path][2], vector)
+
+
+def test_a_replaced_file_is_computed_again_and_the_rest_is_kept(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=2, seconds=1)
+    out = tmp_path / "f.zarr"
+    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast").returncode == 0
+    before = store_rows(out)
+
+    same_size = corpus / "low" / "low.00000.wav"  # other audio, same length: only the mtime tells
+    size = same_size.stat().st_size
+    synth.write(same_size, synth.tone(freq=440, seconds=1))
+    assert same_size.stat().st_size == size
+    same_mtime = corpus / "high" / "high.00001.flac"  # other audio, other size, its old mtime put back
+    stat = same_mtime.stat()
+    synth.write(same_mtime, synth.noise(seconds=2, seed=9, amplitude=0.5), sr=44100)
+    os.utime(same_mtime, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert same_mtime.stat().st_size != stat.st_size
+
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast")
+    assert result.returncode == 0, result.stderr
+    assert "2 files were replaced since they were featurized" in result.stderr and "featurizing 2 files" in result.stderr
+    fresh = tmp_path / "fresh.zarr"
+    assert run_cli("featurize", corpus, "--out", fresh, "--workers", "1", "--features", "fast").returncode == 0
+    after, expected = store_rows(out), store_rows(fresh)
+    assert sorted(after) == sorted(expected)
+    for path, (status, error, vector) in expected.items():
+        assert after[path][:2] == (status, error)
+        np.testing.assert_array_equal(after[path][2], vector)
+    for path in ("low/low.00000.wav", "high/high.00001.flac"):
+        assert not np.array_equal(after[path][2], before[path][2])
+    rerun = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast")
+    assert "nothing to do" in rerun.stderr and "were replaced" not in rerun.stderr
+
+
+def test_a_store_from_before_file_stats_opens_resumes_and_then_notices_replacements(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=1, seconds=1)
+    out = tmp_path / "f.zarr"
+    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast").returncode == 0
+    for name in ("size", "mtime_ns"):  # the store as batchgenre made it before these columns
+        shutil.rmtree(out / name)
+    before = store_rows(out)
+
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast")
+    assert result.returncode == 0 and "nothing to do" in result.stderr, result.stderr
+    store = FeatureStore.open(str(out))
+    paths = store.column("path").tolist()
+    assert store.column("size").tolist() == [(corpus / p).stat().st_size for p in paths]
+    assert store.column("mtime_ns").tolist() == [(corpus / p).stat().st_mtime_ns for p in paths]
+
+    synth.write(corpus / "noise" / "noise.00000.mp3", synth.noise(seconds=1, seed=5, amplitude=0.2))
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast")
+    assert result.returncode == 0 and "featurizing 1 files" in result.stderr, result.stderr
+    after = store_rows(out)
+    assert not np.array_equal(after["noise/noise.00000.mp3"][2], before["noise/noise.00000.mp3"][2])
+    np.testing.assert_array_equal(after["low/low.00000.wav"][2], before["low/low.00000.wav"][2])
