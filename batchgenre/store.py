@@ -242,22 +242,23 @@ class _LockLost(BaseException):
 
 @contextlib.contextmanager
 def writer_lock(url: str, *, heartbeat_s: float = 30.0) -> Iterator[None]:
-    """Hold the store's one-writer lock while the block runs; refuse clearly when another run holds it.
+    """Hold the store's one-writer lock while the with-block runs; refuse clearly when another run holds it.
 
-    The lock is a generation of small JSON files in the store (any fsspec URL),
-    ``writer.lock.<n>.json``, each naming a host, a process and a heartbeat. Generation n+1 can
-    only be created, never overwritten, and only once generation n is released or dead, so of
-    two runs that start together, or take over the same dead lock together, exactly one wins the
-    create. "Only if absent" is ``os.link`` on a local path and a conditional PUT
-    (``If-None-Match: *``) through s3fs; other fsspec filesystems get their own
-    ``pipe_file(mode="create")``, which in fsspec's generic version is check-then-write, so two
-    runs starting in the same instant there can both proceed.
+    The lock is a series of small JSON files in the store (any fsspec URL), ``writer.lock.<n>.json``,
+    one per generation, each naming a host, a process and a heartbeat. A run takes generation n+1
+    when n is released or dead, by creating its file only if absent, so of two runs that start
+    together, or take over the same dead lock together, exactly one wins the create; generations
+    only grow, so a run that created one from an old listing sees a newer one and gives it up.
+    "Only if absent" is ``os.link`` on a local path and a PUT with ``If-None-Match: *`` through
+    s3fs; other fsspec filesystems get their ``pipe_file(mode="create")``, which in fsspec's
+    generic version is check-then-write, so there two runs starting in the same instant can both
+    proceed.
 
     A thread refreshes the heartbeat. When it cannot (the store is gone or unwritable, or a run
     took the lock over after this one stopped beating for ``LOCK_STALE_S``), it interrupts the
-    main thread (when the lock was taken there) and the run stops with a ``BatchgenreError``
-    naming the store and the reason. A run only ever writes or deletes its own generation, and
-    generations older than the one it holds.
+    main thread with SIGUSR1 (when the lock was taken there; the previous handler is put back at
+    exit), and the run stops with a ``BatchgenreError`` naming the store and the reason. A run
+    writes only its own generation and deletes only its own and older ones.
     """
     lock = _Lock(url)
     lock.take()
@@ -275,6 +276,8 @@ def writer_lock(url: str, *, heartbeat_s: float = 30.0) -> Iterator[None]:
             lock.release()
         except _Stolen as error:  # lost between two heartbeats: the run's writes may have crossed another's
             raise BatchgenreError(f"{url}: {error}") from None
+        except OSError as error:  # the work is done; the next run takes the lock over once it looks dead
+            log.warning("%s: could not release the writer lock (%s: %s)", url, type(error).__name__, error)
 
 
 class _Lock:
