@@ -16,7 +16,7 @@ from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
-from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, rows_to_compute, writer_lock
+from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def featurize(
 def _plan(
     store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path, *, augment: int
 ) -> list[str]:
-    """Append rows for files (and altered copies) the store lacks; return its files no longer under ``root``."""
+    """Add rows for files (and altered copies) the store lacks, redo replaced ones; return files gone from ``root``."""
     # Rows without a path are what a killed plan left; plan_rows fills them first.
     known = {(p, k) for p, k in zip(store.column("path").tolist(), store.column("augment").tolist()) if p}
     new = [
@@ -205,6 +205,10 @@ def _plan(
         )
         if known:
             log.info("%d new rows since the store was last written", len(new))
+    paths = store.column("path")
+    replaced = store.note_replaced_files(file_stats(root, paths.tolist()))
+    if len(replaced):
+        log.info("%d files were replaced since they were featurized; computing them again", len(set(paths[replaced])))
     present = set(relpaths)
     vanished = sorted({p for p, _ in known if p and p not in present and not (root / p).exists()})
     if vanished:

@@ -130,5 +130,5 @@ def test_a_cap_too_small_for_the_helper_itself_fails_every_file_saying_so(tmp_pa
 def test_a_bad_memory_cap_is_refused_in_one_line(tmp_path, command, value, message):
     result = run_cli(command, tmp_path, "--memory-cap", value)
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1].endswith(f"argument --memory-cap: {message}"), result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"batchgenre {command}: argument --memory-cap: {message}; usage:"), result.stderr

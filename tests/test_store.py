@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from batchgenre.errors import BatchgenreError
-from batchgenre.store import DONE, LOCK_NAME, PENDING, BlockRows, FeatureStore, writer_lock
+from batchgenre.store import DONE, LOCK_PATTERN, PENDING, BlockRows, FeatureStore, writer_lock
 from tests.conftest import run_cli
 from tests.test_featurize import make_corpus
 
@@ -24,15 +24,23 @@ def dead_pid() -> int:
     return process.pid
 
 
+def lock_files(folder) -> dict[int, dict]:
+    """generation -> content of each writer lock file in a store folder."""
+    found = ((LOCK_PATTERN.fullmatch(f.name), f) for f in folder.iterdir()) if folder.exists() else ()
+    return {int(m.group(1)): json.loads(f.read_text()) for m, f in found if m}
+
+
 def test_lock_is_released_on_exit_and_refuses_a_second_writer(tmp_path):
     url = str(tmp_path / "f.zarr")
-    with writer_lock(url):
-        held = json.loads((tmp_path / "f.zarr" / LOCK_NAME).read_text())
-        assert held["pid"] == os.getpid() and held["host"] == socket.gethostname()
-        with pytest.raises(BatchgenreError, match=f"being written by another featurize \\(pid {os.getpid()}"):
-            with writer_lock(url):
-                pass
-    assert not (tmp_path / "f.zarr" / LOCK_NAME).exists()
+    for generation in (0, 1):  # a released lock is the next run's to take
+        with writer_lock(url):
+            held = lock_files(tmp_path / "f.zarr")
+            assert list(held) == [generation] and not held[generation]["released"]
+            assert held[generation]["pid"] == os.getpid() and held[generation]["host"] == socket.gethostname()
+            with pytest.raises(BatchgenreError, match=f"being written by another featurize \\(pid {os.getpid()}"):
+                with writer_lock(url):
+                    pass
+        assert lock_files(tmp_path / "f.zarr")[generation]["released"]
 
 
 @pytest.mark.parametrize(
@@ -51,14 +59,15 @@ def test_a_crashed_runs_lock_is_recovered_and_a_live_one_is_not(tmp_path, lock, 
         "host": lock["host"], "pid": dead_pid() if lock["pid"] == "dead" else lock["pid"],
         "started": 0, "heartbeat": time.time() - lock["age"],
     }
-    (folder / LOCK_NAME).write_text(json.dumps(lock))
+    (folder / "writer.lock.0.json").write_text(json.dumps(lock))
     if taken_over:
         with writer_lock(str(folder)):
-            assert json.loads((folder / LOCK_NAME).read_text())["pid"] == os.getpid()
+            assert lock_files(folder)[1]["pid"] == os.getpid() and 0 not in lock_files(folder)
     else:
         with pytest.raises(BatchgenreError, match="on elsewhere"):
             with writer_lock(str(folder)):
                 pass
+        assert lock_files(folder) == {0: lock}  # a live run's lock is left as it was
 
 
 def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
@@ -70,7 +79,7 @@ def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
-        while not (out / LOCK_NAME).exists() and time.monotonic() < deadline:
+        while not lock_files(out) and time.monotonic() < deadline:
             time.sleep(0.05)
         second = run_cli("featurize", corpus, "--out", out, "--workers", "1")
         assert second.returncode == 2 and "being written by another featurize" in second.stderr, second.stderr
@@ -78,7 +87,7 @@ def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
     finally:
         first.kill()
     store = FeatureStore.open(str(out))
-    assert (store.column("status") == DONE).all() and not (out / LOCK_NAME).exists()
+    assert (store.column("status") == DONE).all() and all(lock["released"] for lock in lock_files(out).values())
 
 
 def test_block_writes_cover_whole_chunks_and_status_goes_last(tmp_path):
