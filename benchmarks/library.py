@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -163,6 +164,7 @@ def plan(corpus: Path, *, songs: int, seed: int) -> tuple[list[Song], list[Broke
         tracks = min(int(rng.integers(6, 13)), songs - len(planned))
         for track in range(1, tracks + 1):
             fmt = formats[len(planned)]
+            rates = {"mp3": MP3_KBPS, "m4a": AAC_KBPS}.get(fmt)
             seconds = round(float(rng.uniform(*SONG_SECONDS)), 2)
             # Enough clips, each ~30 s and overlapping the next by the crossfade, to outlast the song.
             n = math.ceil(seconds / (30.0 - 2 * CROSSFADE_SECONDS)) + 1
@@ -174,7 +176,7 @@ def plan(corpus: Path, *, songs: int, seed: int) -> tuple[list[Song], list[Broke
                     seconds=seconds,
                     clips=tuple(str(c) for c in rng.choice(clips[genre], size=n)),
                     seed=int(rng.integers(2**31)),
-                    kbps=int(rng.choice(MP3_KBPS)) if fmt == "mp3" else int(rng.choice(AAC_KBPS)) if fmt == "m4a" else None,
+                    kbps=int(rng.choice(rates)) if rates else None,
                     vorbis_level=float(rng.choice(VORBIS_LEVELS)) if fmt == "ogg" else None,
                 )
             )
@@ -200,7 +202,10 @@ def _clip_at_44k(path: Path) -> np.ndarray:
 
 
 def song_audio(song: Song, *, corpus: Path) -> np.ndarray:
-    """The song's samples [shape=(seconds * 44100, 2), dtype=float32]: its clips crossfaded, faded, levelled, widened."""
+    """The song's samples [shape=(seconds * 44100, 2), dtype=float32].
+
+    Its clips crossfaded, faded in and out, levelled to a random peak, and made a little wide.
+    """
     rng = np.random.default_rng(song.seed)
     n = int(song.seconds * SAMPLE_RATE)
     fade = int(CROSSFADE_SECONDS * SAMPLE_RATE)
@@ -226,8 +231,14 @@ def song_audio(song: Song, *, corpus: Path) -> np.ndarray:
     return np.stack([y, right], axis=1)
 
 
-def write_audio(path: Path, y: np.ndarray, *, fmt: str, kbps: int | None = None, vorbis_level: float | None = None) -> None:
-    """Encode ``y`` [shape=(n, 2), float32, 44.1 kHz] to ``path`` in ``fmt`` (mp3, flac, ogg through libsndfile; m4a through FFmpeg)."""
+def write_audio(
+    path: Path, y: np.ndarray, *, fmt: str, kbps: int | None = None, vorbis_level: float | None = None
+) -> None:
+    """Encode ``y`` [shape=(n, 2), float32, 44.1 kHz] to ``path`` as ``fmt``.
+
+    mp3 (CBR at ``kbps``), flac (16-bit) and ogg (Vorbis at ``vorbis_level``) through libsndfile;
+    m4a (AAC at ``kbps``) through FFmpeg.
+    """
     if fmt == "m4a":
         import av
 
@@ -235,7 +246,8 @@ def write_audio(path: Path, y: np.ndarray, *, fmt: str, kbps: int | None = None,
             stream = container.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
             stream.bit_rate = kbps * 1000
             for i in range(0, len(y), BLOCK_FRAMES):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[i : i + BLOCK_FRAMES].T), format="fltp", layout="stereo")
+                planar = np.ascontiguousarray(y[i : i + BLOCK_FRAMES].T)
+                frame = av.AudioFrame.from_ndarray(planar, format="fltp", layout="stereo")
                 frame.sample_rate = SAMPLE_RATE
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
@@ -244,7 +256,12 @@ def write_audio(path: Path, y: np.ndarray, *, fmt: str, kbps: int | None = None,
 
     options = {
         # libsndfile maps level 0..1 linearly onto 320..32 kbit/s and rounds to MPEG's table.
-        "mp3": dict(format="MP3", subtype="MPEG_LAYER_III", compression_level=(320 - (kbps or 320)) / 288, bitrate_mode="CONSTANT"),
+        "mp3": dict(
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+            compression_level=(320 - (kbps or 320)) / 288,
+            bitrate_mode="CONSTANT",
+        ),
         "flac": dict(format="FLAC", subtype="PCM_16"),
         "ogg": dict(format="OGG", subtype="VORBIS", compression_level=vorbis_level),
     }[fmt]
@@ -351,7 +368,7 @@ def default_model(corpus: Path, *, cache: Path, workers: int) -> Path:
     return run / "model.keras"
 
 
-def seconds_per_audio_second(songs: list[Song], root: Path, job, *, repeats: int) -> float:
+def per_audio_second(songs: list[Song], root: Path, job, *, repeats: int) -> float:
     """``job(path)``'s median seconds over repeats, summed over ``songs`` and divided by their length."""
     from threadpoolctl import threadpool_limits
 
@@ -360,51 +377,66 @@ def seconds_per_audio_second(songs: list[Song], root: Path, job, *, repeats: int
     return spent / sum(s.seconds for s in songs)
 
 
+# A process forked from this one carries this one's resident memory into its ru_maxrss through
+# exec, so the CLI is started by a small interpreter that forks it and reports what wait4 says.
+_MEASURED = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(f"measured: {usage.ru_maxrss} KiB peak, {usage.ru_utime + usage.ru_stime} CPU s")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 @dataclass
 class Run:
-    """One CLI run: its wall time, the workers' share of it in tasks, and peak memory (MiB)."""
+    """One CLI run: wall time, the workers' share of it spent in tasks, the CLI's CPU time, peak memory (MiB)."""
 
     wall: float
     in_tasks: float
+    cli_cpu: float
     helper_peak: float
     worker_peak: float
-    client_peak: float
+    cli_peak: float
 
 
-def run_cli(args: list[str], *, workers: int, expect: tuple[int, int], summary: str) -> Run:
-    """Run ``batchgenre *args`` against a fresh local cluster and check its ``summary`` line gives ``expect``.
+def run_cli(args: list, *, workers: int, expect: tuple[int, int], summary: str) -> Run:
+    """Run ``batchgenre *args`` on a fresh local cluster and check that its ``summary`` line gives ``expect``.
 
-    ``summary`` is a regex with two groups, (files that succeeded, files that failed).
+    ``summary`` is a regex with two groups: files that succeeded, files that failed.
     """
     from distributed import get_task_stream
 
     from batchgenre.cluster import connect
     from benchmarks.memory import _peaks_mib
 
-    with connect(workers=workers) as client, tempfile.TemporaryFile("w+") as out, get_task_stream(client) as stream:
-        command = [*_cli_command(), *map(str, args), "--scheduler", client.scheduler.address]
+    with connect(workers=workers) as client, get_task_stream(client) as stream:
+        command = [sys.executable, "-c", _MEASURED, *_cli_command(), *map(str, args)]
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(process.pid, 0)  # wait4: the CLI's own peak memory comes with its exit
+        done = subprocess.run([*command, "--scheduler", client.scheduler.address], capture_output=True, text=True)
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        peaks = list(client.run(_peaks_mib).values())
-        out.seek(0)
-        output = out.read()
-    found = re.search(summary, output)
-    if found is None or (int(found[1]), int(found[2])) != expect:
-        raise SystemExit(f"`batchgenre {args[0]}` did not give {expect[0]} songs and {expect[1]} failures:\n{output[-3000:]}")
+        peaks = list(client.run(_peaks_mib).values())  # [(worker MiB, helper MiB)], one per worker
+    found = re.search(summary, done.stdout)
+    measured = re.search(r"measured: (\d+) KiB peak, ([\d.]+) CPU s", done.stdout)
+    if found is None or measured is None or (int(found[1]), int(found[2])) != expect:
+        raise SystemExit(
+            f"`batchgenre {args[0]}` did not give {expect[0]} songs and {expect[1]} failures:\n{done.stderr[-3000:]}"
+        )
     busy = sum(s["stop"] - s["start"] for task in stream.data for s in task["startstops"] if s["action"] == "compute")
     return Run(
         wall=wall,
         in_tasks=busy / (workers * wall),
-        helper_peak=max(p[1] for p in peaks),
-        worker_peak=max(p[0] for p in peaks),
-        client_peak=usage.ru_maxrss / 1024,
+        cli_cpu=float(measured[2]),
+        helper_peak=max(helper for _, helper in peaks),
+        worker_peak=max(worker for worker, _ in peaks),
+        cli_peak=int(measured[1]) / 1024,
     )
 
 
 def median_run(runs: list[Run]) -> Run:
+    """Each figure's median over the runs."""
     return Run(*(statistics.median(getattr(r, f) for r in runs) for f in Run.__dataclass_fields__))
 
 
@@ -412,7 +444,7 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--songs", type=int, default=200, help="songs in the library (default 200)")
     p.add_argument("--seed", type=int, default=0, help="the library's seed")
-    p.add_argument("--model", type=Path, help="a model.keras (default: one trained here with configs/three_genres.toml)")
+    p.add_argument("--model", type=Path, help="a model.keras (default: one trained here on configs/three_genres.toml)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--floor-songs", type=int, default=3, help="songs of each format the floor is timed on")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes generating the library")
@@ -426,6 +458,7 @@ def main() -> None:
     if args.corpus is None:
         corpus_files(None)  # says what to give
     quiet_logging()
+    warnings.filterwarnings("ignore", message="Port .* is already in use")  # the dashboard moves to a free port
     library = cached_library(args.corpus, cache=args.cache, songs=args.songs, seed=args.seed, jobs=args.jobs)
     model = args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)
 
@@ -443,53 +476,58 @@ def main() -> None:
 
     songs = list(library.songs)
     mean_song = statistics.mean(s.seconds for s in songs)
-    by_format = {fmt: [s for s in songs if s.fmt == fmt] for fmt in FORMATS}
-    rows = []  # (what, s/song/core, s per audio minute)
-    floor_rate, features_rate = {}, {}
+    by_format = {fmt: [s for s in songs if s.fmt == fmt] for fmt in FORMATS if any(s.fmt == fmt for s in songs)}
+    floor_rate, features_rate = {}, {}  # seconds per second of audio, by format
     for fmt, group in by_format.items():
-        if group:
-            floor_rate[fmt] = seconds_per_audio_second(group[: args.floor_songs], library.root, lambda f: load(f, duration=None), repeats=args.repeats)
-            features_rate[fmt] = seconds_per_audio_second(group[: args.floor_songs], library.root, features, repeats=args.repeats)
-            rows.append((f"floor, {fmt}: decode + resample to 22050 Hz mono", floor_rate[fmt] * mean_song, floor_rate[fmt] * 60))
+        timed = group[: args.floor_songs]
+        floor_rate[fmt] = per_audio_second(timed, library.root, lambda f: load(f, duration=None), repeats=args.repeats)
+        features_rate[fmt] = per_audio_second(timed, library.root, features, repeats=args.repeats)
     floor = sum(floor_rate[s.fmt] * s.seconds for s in songs) / len(songs)
     in_process = sum(features_rate[s.fmt] * s.seconds for s in songs) / len(songs)
-    rows.append(("floor, this library's mix", floor, floor / mean_song * 60))
-    rows.append((f"in-process: floor + {feature_set} features of 30 s windows", in_process, in_process / mean_song * 60))
 
     expect = (len(songs), len(library.broken))
-    commands = {
-        f"classify-dir, {feature_set} model": (
+    runs = {}
+    for what, command, summary in (
+        (
+            f"classify-dir, {feature_set} model",
             lambda tmp: ["classify-dir", library.root, "--model", model, "--out", f"{tmp}/results.csv"],
             r"(\d+) classified, (\d+) failed",
         ),
-        f"featurize --duration 0, {feature_set}": (
-            lambda tmp: ["featurize", library.root, "--features", feature_set, "--duration", "0", "--out", f"{tmp}/f.zarr"],
+        (
+            f"featurize --duration 0, {feature_set}",
+            lambda tmp: ["featurize", library.root, "--features", feature_set, "--duration", 0, "--out", f"{tmp}/z"],
             r"(\d+) done, (\d+) failed",
         ),
-    }
-    runs = {}
-    for what, (command, summary) in commands.items():
+    ):
         measured = []
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 measured.append(run_cli(command(tmp), workers=args.workers, expect=expect, summary=summary))
-        runs[what] = median_run(measured)
+        runs[f"{what}, {args.workers} workers"] = median_run(measured)
 
     formats = ", ".join(f"{len(g)} {fmt}" for fmt, g in by_format.items())
-    size = sum(f.stat().st_size for f in library.root.rglob("*") if f.is_file()) / 2**30
+    gib = sum(f.stat().st_size for f in library.root.rglob("*") if f.is_file()) / 2**30
     print(
-        f"# {len(songs)} songs ({formats}; mean {mean_song / 60:.1f} min, {size:.1f} GiB) + {len(library.broken)} broken; "
-        f"{args.workers} workers, {args.repeats} repeats, medians; {machine()}"
+        f"# {len(songs)} songs ({formats}; mean {mean_song / 60:.1f} min, {gib:.1f} GiB) "
+        f"+ {len(library.broken)} broken in {library.root}; {args.repeats} repeats, medians; {machine()}"
     )
-    print(f"# {library.root}")
-    print(f"{'what':<56} {'s/song/core':>11} {'s/audio-min':>11} {'vs floor':>8} {'in tasks':>8} {'helper MiB':>10} {'worker MiB':>10} {'CLI MiB':>8}")
-    for what, per_song, per_minute in rows:
-        print(f"{what:<56} {per_song:11.3f} {per_minute:11.3f} {per_song / floor:7.2f}x")
+    print(
+        f"{'what':<52} {'s/song/core':>11} {'s/audio-min':>11} {'vs floor':>8} "
+        f"{'in tasks':>8} {'CLI CPU s':>9} {'helper MiB':>10} {'worker MiB':>10} {'CLI MiB':>8}"
+    )
+
+    def row(what: str, per_song: float, *more: str) -> None:
+        print(f"{what:<52} {per_song:11.3f} {per_song / mean_song * 60:11.3f} {per_song / floor:7.2f}x", *more)
+
+    for fmt, rate in floor_rate.items():
+        row(f"floor, {fmt} (decode + resample to 22050 Hz mono)", rate * mean_song)
+    row("floor, this library's mix", floor)
+    row(f"in-process, one core: floor + {feature_set} features", in_process)
     for what, r in runs.items():
-        per_song = r.wall * args.workers / len(songs)
-        print(
-            f"{what + f', {args.workers} workers':<56} {per_song:11.3f} {per_song / mean_song * 60:11.3f} {per_song / floor:7.2f}x "
-            f"{r.in_tasks:8.0%} {r.helper_peak:10.0f} {r.worker_peak:10.0f} {r.client_peak:8.0f}"
+        row(
+            what,
+            r.wall * args.workers / len(songs),
+            f"{r.in_tasks:8.0%} {r.cli_cpu:9.1f} {r.helper_peak:10.0f} {r.worker_peak:10.0f} {r.cli_peak:8.0f}",
         )
 
 
