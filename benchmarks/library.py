@@ -105,11 +105,11 @@ class Library:
             "songs": [asdict(s) for s in self.songs],
             "broken": [asdict(b) for b in self.broken],
         }
-        (self.root / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        (self.root / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def read(cls, root: Path) -> "Library":
-        manifest = json.loads((root / "manifest.json").read_text())
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
         songs = tuple(Song(**{**s, "clips": tuple(s["clips"])}) for s in manifest["songs"])
         return cls(root, songs, tuple(Broken(**b) for b in manifest["broken"]))
 
