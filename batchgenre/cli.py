@@ -182,7 +182,8 @@ def _add_train_commands(commands) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from batchgenre import config
-    from batchgenre.train import summary_table, train
+    from batchgenre.run_outputs import summary_table
+    from batchgenre.train import train
 
     cfg = config.with_overrides(
         config.load(args.config),

@@ -90,7 +90,8 @@ def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
 
 
 def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly(separable, tmp_path):
-    from batchgenre.train import summary_table, train
+    from batchgenre.run_outputs import summary_table
+    from batchgenre.train import train
 
     runs = [
         train(make_config(separable, tmp_path / name, split={"folds": 2, "repeats": 2, "seed": 5}, train={"epochs": 6}))
