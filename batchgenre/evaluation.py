@@ -32,7 +32,7 @@ class Mode(enum.StrEnum):
 
 
 def accuracy_metrics(
-    mode: Mode, tested: list[Tested], splits: list[Split], saved_split: Split, config: Config, *, baseline: str
+    mode: Mode, tested: list[Tested], *, splits: list[Split], saved_split: Split, config: Config, baseline: str
 ) -> dict[str, Any]:
     """Test accuracy of the model and of the ``baseline`` (its description), with intervals, and the split sizes.
 
@@ -82,7 +82,7 @@ def binomial_interval(correct: np.ndarray) -> list[float]:
     return [float(interval.low), float(interval.high)]
 
 
-def robustness_metrics(mode: Mode, tested: list[Tested], splits: list[Split]) -> dict[str, Any]:
+def robustness_metrics(mode: Mode, tested: list[Tested], *, splits: list[Split]) -> dict[str, Any]:
     """Test accuracy of the model and the baseline on the original test clips and on each variant of them.
 
     With folds, each variant's figures are over the folds, as the originals' are; with one split,
@@ -126,7 +126,7 @@ def robustness_metrics(mode: Mode, tested: list[Tested], splits: list[Split]) ->
     }
 
 
-def per_genre(tested: list[Tested], genres: list[str]) -> dict[str, Any]:
+def per_genre(tested: list[Tested], *, genres: list[str]) -> dict[str, Any]:
     """Precision, recall, F1 and the confusion matrix over every test row of every split."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 

@@ -71,7 +71,7 @@ class Tested(Scored):
 
 
 def fit_and_test(
-    store: FeatureStore, rows: Rows, split: Split, config: Config, variants: VariantRows | None = None
+    store: FeatureStore, rows: Rows, split: Split, config: Config, *, variants: VariantRows | None = None
 ) -> tuple[Fit, Tested]:
     """Fit on the split and score its test rows, and, with ``variants``, every variant of those test clips."""
     fit = fit_classifier(store, rows, split, config)

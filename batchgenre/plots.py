@@ -45,13 +45,14 @@ def plot_curves(
     path: Path,
     *,
     saved_label: str = "saved model",
+    saved_rows: str = "training rows",
     behind: list[tuple[dict, int]] = (),
     behind_note: str = "",
 ) -> None:
     """Loss and accuracy per epoch on training and validation rows, with the epoch each fit kept.
 
-    ``saved`` is the history of the fit that made the saved model, drawn solid and named
-    ``saved_label`` in the legend; each of ``behind`` (history, epoch kept), fits that chose
+    ``saved`` is the history of the fit that made the saved model on ``saved_rows``, drawn solid
+    and named ``saved_label`` in the legend; each of ``behind`` (history, epoch kept), fits that chose
     their epochs on validation rows, is drawn faintly behind it, and the titles name them with
     ``behind_note``.
     """
@@ -62,7 +63,7 @@ def plot_curves(
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for history, epoch, alpha, label in fits:
             epochs = np.arange(1, len(history[metric]) + 1)
-            ax.plot(epochs, history[metric], color="C0", alpha=alpha, label=label and label + "training rows")
+            ax.plot(epochs, history[metric], color="C0", alpha=alpha, label=label and label + saved_rows)
             if f"val_{metric}" in history:
                 val = history[f"val_{metric}"]
                 ax.plot(epochs, val, color="C1", alpha=alpha, label=label and label + "validation rows")

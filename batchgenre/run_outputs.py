@@ -1,4 +1,4 @@
-"""The run folder (model.keras, metrics.json, config.toml, PNGs), the run facts metrics.json states, the printed table."""
+"""The run folder (model.keras, metrics.json, config.toml, PNGs), the run facts in metrics.json, the printed table."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ CONFUSION_FILE, CURVES_FILE, ROBUSTNESS_FILE = "confusion.png", "training.png", 
 
 
 def run_facts(
-    mode: Mode, config: Config, store: FeatureStore, rows: Rows, saved: Fit, tested: list[Tested]
+    *, mode: Mode, config: Config, store: FeatureStore, rows: Rows, saved: Fit, tested: list[Tested]
 ) -> dict[str, Any]:
     """What metrics.json says about the run beside its figures: the rows, seeds, epochs, any refit, the versions."""
     import keras
@@ -120,11 +120,16 @@ def _plot_training(path: Path, *, mode: Mode, saved: Fit, tested: list[Tested]) 
     if mode is Mode.FOLDS:
         behind, note = [(t.history, t.epochs) for t in tested], f"the {len(tested)} cross-validation fits"
     elif saved.refit_history is not None:
-        behind, note = [(saved.history, saved.epochs)], "the fit on training rows that chose the refit's epochs"
+        behind, note = [(saved.history, saved.epochs)], "the fit that chose the epochs"
     else:
         behind, note = [], ""
-    label = "saved model" if saved.refit_history is None else "saved model (refit)"
-    plot_curves(saved.own_history, saved.epochs, path, saved_label=label, behind=behind, behind_note=note)
+    if saved.refit_history is None:
+        label, rows = "saved model", "training rows"
+    else:
+        label, rows = "saved model (refit)", "train + validation rows"
+    plot_curves(
+        saved.own_history, saved.epochs, path, saved_label=label, saved_rows=rows, behind=behind, behind_note=note
+    )
 
 
 def summary_table(metrics: dict[str, Any]) -> str:

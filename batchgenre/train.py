@@ -72,20 +72,21 @@ def train(config: Config, *, force: bool = False) -> Report:
         if mode is Mode.FOLDS:
             tested = []
             for i, split in enumerate(splits, 1):
-                tested.append(fit_and_test(store, rows, split, config, variants)[1])
+                tested.append(fit_and_test(store, rows, split, config, variants=variants)[1])
                 log.info("fold %d/%d: %s", i, len(splits), _fold_line(tested[-1]))
             held_out = len(saved_split.validation)
             log.info("fitting the model to save on all %d rows (%d of them for validation)", len(rows.index), held_out)
             saved = fit_classifier(store, rows, saved_split, config)
         else:
-            saved, result = fit_and_test(store, rows, saved_split, config, variants)
+            saved, result = fit_and_test(store, rows, saved_split, config, variants=variants)
             tested = [result]
-    metrics = accuracy_metrics(mode, tested, splits, saved_split, config, baseline=describe_baseline(config))
+    baseline = describe_baseline(config)
+    metrics = accuracy_metrics(mode, tested, splits=splits, saved_split=saved_split, config=config, baseline=baseline)
     if variants is not None:
         _warn_of_unscored_variants(tested)
-        metrics["robustness"] = robustness_metrics(mode, tested, splits)
-    metrics.update(per_genre(tested, rows.genres))
-    metrics.update(run_facts(mode, config, store, rows, saved, tested))
+        metrics["robustness"] = robustness_metrics(mode, tested, splits=splits)
+    metrics.update(per_genre(tested, genres=rows.genres))
+    metrics.update(run_facts(mode=mode, config=config, store=store, rows=rows, saved=saved, tested=tested))
     write_outputs(run_dir, mode=mode, config=config, store=store, saved=saved, tested=tested, metrics=metrics)
     return Report(run_dir=run_dir, mode=mode, metrics=metrics)
 
