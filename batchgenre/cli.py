@@ -231,7 +231,8 @@ def _escaped(text: str) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     from batchgenre import config
-    from batchgenre.train import summary_table, train
+    from batchgenre.run_outputs import summary_table
+    from batchgenre.train import train
 
     flags = {flag.dest: getattr(args, flag.dest) for flag in config.FLAGS}
     cfg = config.with_overrides(config.load(args.config), **flags)

@@ -96,6 +96,15 @@ def columns_of(feature_names: list[str], *, blocks: tuple[str, ...] = (), summar
     return [i for i, (block, summary, *_) in enumerate(parts) if block in blocks or summary in summaries]
 
 
+def log10_of_blocks(feature_names: list[str], *, blocks: tuple[str, ...]) -> Log10Columns:
+    """The one log10 step: a layer taking the log10 of the values of feature ``blocks`` ([model] log_blocks).
+
+    The model's first layer, and the baseline's first step (called on [shape=(n, D)] arrays),
+    so both read the same values.
+    """
+    return Log10Columns(columns_of(feature_names, blocks=blocks), name="log10")
+
+
 def build_model(
     *, n_genres: int, feature_names: list[str], model: ModelConfig, train: TrainConfig, adapt_data
 ) -> keras.Model:
@@ -113,7 +122,7 @@ def build_model(
     -------
     keras.Model, compiled, mapping [shape=(b, D)] features to [shape=(b, n_genres)] probabilities.
     """
-    log10 = Log10Columns(columns_of(feature_names, blocks=model.log_blocks), name="log10")
+    log10 = log10_of_blocks(feature_names, blocks=model.log_blocks)
     select = SelectColumns(columns_of(feature_names, summaries=model.summaries), name="summaries")
     standardise = keras.layers.Normalization(axis=-1, name="standardise")
     standardise.adapt(adapt_data.map(lambda x, _: select(log10(x))))

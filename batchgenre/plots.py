@@ -39,39 +39,50 @@ def plot_confusion(matrix: np.ndarray, genres: list[str], path: Path, *, title: 
     plt.close(fig)
 
 
-def plot_curves(saved: dict[str, list[float]], kept: int, path: Path, *, folds: list[tuple[dict, int]] = ()) -> None:
+def plot_curves(
+    saved: dict[str, list[float]],
+    kept: int,
+    path: Path,
+    *,
+    saved_label: str = "saved model",
+    saved_rows: str = "training rows",
+    behind: list[tuple[dict, int]] = (),
+    behind_note: str = "",
+) -> None:
     """Loss and accuracy per epoch on training and validation rows, with the epoch each fit kept.
 
-    ``saved`` is the history of the saved model's fit, drawn solid; each of ``folds``
-    (history, epoch kept) of a cross-validation is drawn faintly behind it.
+    ``saved`` is the history of the fit that made the saved model on ``saved_rows``, drawn solid
+    and named ``saved_label`` in the legend; each of ``behind`` (history, epoch kept), fits that chose
+    their epochs on validation rows, is drawn faintly behind it, and the titles name them with
+    ``behind_note``.
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    faint = max(0.12, min(0.5, 2.0 / max(len(folds), 1)))
-    fits = [(h, k, faint, None) for h, k in folds] + [(saved, kept, 1.0, "saved model, ")]
+    faint = max(0.12, min(0.5, 2.0 / max(len(behind), 1)))
+    fits = [(h, k, faint, None) for h, k in behind] + [(saved, kept, 1.0, f"{saved_label}, ")]
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for history, epoch, alpha, label in fits:
             epochs = np.arange(1, len(history[metric]) + 1)
-            ax.plot(epochs, history[metric], color="C0", alpha=alpha, label=label and label + "training rows")
+            ax.plot(epochs, history[metric], color="C0", alpha=alpha, label=label and label + saved_rows)
             if f"val_{metric}" in history:
                 val = history[f"val_{metric}"]
                 ax.plot(epochs, val, color="C1", alpha=alpha, label=label and label + "validation rows")
                 if epoch <= len(val):
                     ax.plot(epoch, val[epoch - 1], "o", color="C3", alpha=alpha, label=label and "epoch kept")
-        folds_note = f"; faint: the {len(folds)} cross-validation fits" if folds else ""
-        ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch{folds_note}")
+        note = f"; faint: {behind_note}" if behind else ""
+        ax.set(xlabel="epoch", ylabel=metric, title=f"{metric} per epoch{note}")
         ax.legend()
     axes[0].set_yscale("log")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_robustness(variants: dict[str, dict], path: Path, *, title: str) -> None:
+def plot_robustness(variants: dict[str, dict], path: Path, *, title: str, folds: bool) -> None:
     """Test accuracy per variant of the test clips, the model's and the baseline's bars side by side.
 
     ``variants`` is metrics.json's ``robustness.variants``: per variant a description, and
-    ``model`` (and ``baseline``) figures, either a mean with its standard deviation over folds
-    (drawn as an error bar) or one split's accuracy.
+    ``model`` (and ``baseline``) figures: with ``folds`` a mean with its standard deviation over
+    folds (drawn as an error bar), else one split's accuracy.
     """
     plt = _pyplot()
     names = [n for n, v in variants.items() if "model" in v]
@@ -81,8 +92,8 @@ def plot_robustness(variants: dict[str, dict], path: Path, *, title: str) -> Non
     x = np.arange(len(names))
     for k, w in enumerate(who):
         figures = [variants[n][w] for n in names]
-        mean = [f.get("accuracy_mean", f.get("accuracy")) for f in figures]
-        spread = [f.get("accuracy_std", 0.0) for f in figures]
+        mean = [f["accuracy_mean" if folds else "accuracy"] for f in figures]
+        spread = [f["accuracy_std"] for f in figures] if folds else None
         bars = ax.bar(x + (k - (len(who) - 1) / 2) * width, mean, width, yerr=spread, capsize=3, label=w, color=f"C{k}")
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
     ax.set_xticks(x, [variants[n]["description"] for n in names], rotation=25, ha="right", fontsize=8)

@@ -21,7 +21,8 @@ from batchgenre import backend
 from batchgenre.config import load, with_overrides
 from batchgenre.dataset import read_features, select_rows
 from batchgenre.store import FeatureStore
-from batchgenre.train import _scores, _test_share, plan_splits
+from batchgenre.evaluation import fold_summary, test_share
+from batchgenre.train import plan_splits
 from benchmarks.common import machine
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -56,7 +57,7 @@ def fold_accuracies(store: FeatureStore, config_path: Path, folds: int) -> tuple
         model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
         predicted = model.predict(read_features(store, split.test), verbose=0).argmax(axis=1)
         scores.append(float(np.mean(predicted == rows.labels_of(split.test))))
-    return scores, _test_share(splits)
+    return scores, test_share(splits)
 
 
 def main() -> None:
@@ -71,8 +72,8 @@ def main() -> None:
         raise SystemExit(f"{args.store} holds feature set {found!r}; the tutorial's model reads 'tutorial'")
     print(f"# the tutorial's pipeline, {EPOCHS} epochs, on the folds of `train --folds {args.folds}`; {machine()}")
     for name in args.configs.split(","):
-        scores, test_share = fold_accuracies(store, CONFIGS / f"{name}.toml", args.folds)
-        s = _scores("accuracy", scores, test_share)
+        scores, share = fold_accuracies(store, CONFIGS / f"{name}.toml", args.folds)
+        s = fold_summary("accuracy", scores, share)
         lo, hi = s["accuracy_ci95"]
         print(f"{name:<14} {s['accuracy_mean']:.3f} ± {s['accuracy_std']:.3f} [{lo:.3f}, {hi:.3f}]", flush=True)
 

@@ -15,6 +15,7 @@ from batchgenre.featurize import featurize
 from batchgenre.robustness import ORIGINAL, featurize_variants
 from batchgenre.store import FeatureStore
 from batchgenre.variants import VARIANTS
+from tests import synth
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -96,6 +97,24 @@ def test_one_split_scores_the_variants_of_its_test_clips_with_intervals(corpus, 
         assert entry["test_rows"] == metrics["split_sizes"]["test"], name
         lo, hi = entry["baseline"]["accuracy_ci95"]
         assert lo <= entry["baseline"]["accuracy"] <= hi, name
+
+
+def test_a_variant_with_no_usable_test_clip_is_reported_as_no_rows(tmp_path):
+    """Clips at -65 dBFS: 20 dB quieter they are silent, so no fold has a usable "quiet" copy to score."""
+    for g, genre in enumerate(demo.GENRES):
+        for i in range(6):
+            y = demo.synthesize(genre, seconds=2.0, seed=[7, g, i])
+            synth.write(tmp_path / "audio" / genre / f"{genre}.{i:05d}.wav", y / np.abs(y).max() * 10 ** (-65 / 20))
+    featurize(tmp_path / "audio", out=str(tmp_path / "f.zarr"), feature_set="fast", workers=2)
+    (tmp_path / "run.toml").write_text('[split]\nfolds = 2\nrepeats = 1\n[train]\nepochs = 4\n')
+    done = run_cli("train", "run.toml", "--store", "f.zarr", "--robustness", "--out", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "variant quiet: no test clip of split(s) 1, 2" in done.stderr
+    quiet = next(line for line in done.stdout.splitlines() if "20 dB quieter" in line)
+    assert quiet.split()[-3:] == ["-", "-", "0"]  # model, baseline, rows
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text())["robustness"]["variants"]
+    assert report["quiet"] == {"description": "20 dB quieter", "test_rows": 0}
+    assert report["loud"]["test_rows"] == 18 and len(report["loud"]["model"]["accuracy_folds"]) == 2
 
 
 def test_robustness_on_real_clips(gtzan, tmp_path):

@@ -48,7 +48,8 @@ def test_one_split_learns_separable_genres_and_writes_every_output(one_split):
     cfg, report = one_split
     metrics = json.loads((report.run_dir / "metrics.json").read_text())
     assert all((report.run_dir / name).stat().st_size > 0 for name in OUTPUTS)
-    assert metrics["accuracy"] >= 0.9 and metrics["baseline"]["accuracy"] >= 0.9
+    assert metrics["accuracy"] >= 0.9 and metrics["baseline"]["accuracy"] >= 0.9 and metrics["mode"] == "split"
+    assert metrics["baseline"]["model"].endswith("on the whole vector, log10 of the melspectrogram block")
     assert metrics["split_sizes"] == {"train": 35, "validation": 12, "test": 12}
     assert set(metrics["per_genre"]) == {"low", "high", "noise"}
     assert set(metrics["per_genre"]["low"]) == {"precision", "recall", "f1", "support"}
@@ -90,14 +91,15 @@ def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
 
 
 def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly(separable, tmp_path):
-    from batchgenre.train import summary_table, train
+    from batchgenre.run_outputs import summary_table
+    from batchgenre.train import train
 
     runs = [
         train(make_config(separable, tmp_path / name, split={"folds": 2, "repeats": 2, "seed": 5}, train={"epochs": 6}))
         for name in ("a", "b")
     ]
     metrics = runs[0].metrics
-    assert metrics["accuracy_mean"] >= 0.9 and len(metrics["accuracy_folds"]) == 4
+    assert metrics["accuracy_mean"] >= 0.9 and len(metrics["accuracy_folds"]) == 4 and metrics["mode"] == "folds"
     lo, hi = metrics["accuracy_ci95"]
     assert lo <= metrics["accuracy_mean"] <= hi and metrics["accuracy_std"] >= 0
     assert 0.5 <= metrics["validation_accuracy_mean"] <= 1
@@ -136,6 +138,50 @@ def test_a_weight_seed_changes_the_weights_on_the_same_splits(separable, tmp_pat
     assert other[0]["split_sizes"] == default[0]["split_sizes"]
 
 
+def test_the_baseline_takes_the_models_own_log10_of_the_configured_blocks(one_split, separable):
+    import keras
+
+    from batchgenre.fit import describe_baseline, fit_baseline
+    from batchgenre.model import load_model
+    from batchgenre.store import FeatureStore
+
+    store = FeatureStore.open(str(separable))
+    rows = select_rows(store, genres="all")
+    split = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0)
+    x = read_features(store, split.test)
+    mel = [i for i, n in enumerate(store.attrs["feature_names"]) if n.startswith("melspectrogram.")]
+    for log_blocks in ((), ("melspectrogram",)):
+        cfg = make_config(separable, one_split[1].run_dir, model={"log_blocks": list(log_blocks)})
+        logged = fit_baseline(store, rows, split, cfg)[0].transform(x)
+        expected = x.astype(np.float64)
+        if log_blocks:
+            expected[:, mel] = np.log10(expected[:, mel])
+        np.testing.assert_allclose(logged, expected, rtol=1e-6, atol=1e-6)
+        assert ("log10" in describe_baseline(cfg)) == bool(log_blocks)
+    # The very step the saved model (default log_blocks: the mel block) starts with.
+    model, _ = load_model(one_split[1].run_dir / "model.keras")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.get_layer("log10")(x)), logged)
+
+
+def test_training_png_draws_the_saved_models_own_fit_and_metrics_say_it_was_refit(separable, tmp_path):
+    """A refit model never watched validation rows, so no solid validation curve is drawn as its own."""
+    from matplotlib.image import imread
+
+    from batchgenre.train import train
+
+    orange = np.array([0xFF, 0x7F, 0x0E]) / 255  # matplotlib's C1: the validation curves' colour
+
+    def run(refit: bool) -> tuple[dict, int]:
+        report = train(make_config(separable, tmp_path / str(refit), train={"epochs": 4, "refit": refit}))
+        rgb = imread(report.run_dir / "training.png")[..., :3]
+        return report.metrics, int(np.sum(np.all(np.abs(rgb - orange) < 0.02, axis=-1)))
+
+    (plain, plain_orange), (refit, refit_orange) = run(False), run(True)
+    assert plain_orange > 100 and refit_orange == 0  # the fit that chose the epochs is drawn faintly behind
+    assert plain["refit"] is False
+    assert refit["refit"] == {"rows": "train + validation", "epochs": 4, "saved_model_epochs": 4}
+
+
 def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_path):
     from batchgenre.train import train
 
@@ -151,7 +197,11 @@ def test_a_config_without_a_feature_set_trains_on_the_stores_and_says_so(tmp_pat
     store = make_store(tmp_path / "robust.zarr", per_genre=20, feature_set="robust")
     report = train(make_config(store.url, tmp_path / "run"))
     assert report.metrics["feature_set"] == "robust" and report.metrics["accuracy"] >= 0.9
-    assert config.load(report.run_dir / "config.toml").data.feature_set == "robust"
+    written = config.load(report.run_dir / "config.toml")
+    assert written.data.feature_set == "robust"
+    # What was used: the set has neither a mel block nor maxima, and the baseline took no log10.
+    assert written.model.log_blocks == () and written.model.summaries == ("mean", "std")
+    assert report.metrics["baseline"]["model"].endswith("on the whole vector")
     # The default summaries are those the set has (robust: mean and std), so the model reads all 120 values.
     from batchgenre.model import load_model
 

@@ -1,0 +1,197 @@
+"""Fitting: the Keras classifier and the linear baseline on a split's rows, and their predictions on its test rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from batchgenre import backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
+from batchgenre.config import Config
+from batchgenre.dataset import Rows, Split, read_features, stream
+from batchgenre.robustness import VariantRows
+from batchgenre.store import FeatureStore
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A trained model and the Keras per-epoch metrics of the fits that made it.
+
+    ``history``: the fit on the training rows that watched the validation rows and chose
+    ``epochs``. ``refit_history``: the fit again, from new weights, on train + validation rows for
+    ``epochs`` epochs, whose model ``model`` then is; None without a refit.
+    """
+
+    model: Any
+    history: dict[str, list[float]]
+    epochs: int  # epochs kept: the best on validation loss with early stopping, else all of them
+    refit_history: dict[str, list[float]] | None = None
+
+    @property
+    def own_history(self) -> dict[str, list[float]]:
+        """The history of the fit that made ``model``: the refit's when there was one."""
+        return self.history if self.refit_history is None else self.refit_history
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Test rows scored: true labels, the model's and the baseline's predictions [shape=(n_test,)]."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    baseline_pred: np.ndarray | None
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.y_true == self.y_pred))
+
+    @property
+    def baseline_accuracy(self) -> float | None:
+        return None if self.baseline_pred is None else float(np.mean(self.y_true == self.baseline_pred))
+
+
+@dataclass(frozen=True)
+class Tested(Scored):
+    """One split's test rows scored, its fit's history, and its test clips scored as each variant (--robustness).
+
+    A variant none of whose copies of the split's test clips could be made or featurized has
+    an empty ``Scored``.
+    """
+
+    history: dict[str, list[float]]
+    epochs: int
+    variants: dict[str, Scored]
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        """Accuracy on the split's validation rows at the epoch kept; None without validation rows."""
+        values = self.history.get("val_accuracy")
+        return float(values[self.epochs - 1]) if values else None
+
+
+def fit_and_test(
+    store: FeatureStore, rows: Rows, split: Split, config: Config, *, variants: VariantRows | None = None
+) -> tuple[Fit, Tested]:
+    """Fit on the split and score its test rows, and, with ``variants``, every variant of those test clips."""
+    fit = fit_classifier(store, rows, split, config)
+    baseline = fit_baseline(store, rows, split, config) if config.train.baseline else None
+    labels = rows.labels_of(split.test)
+    scored = score(fit.model, baseline, store, split.test, labels, config)
+    by_variant = {}
+    if variants is not None:
+        at = np.searchsorted(variants.source, split.test)
+        for name, rows_of_copies in variants.rows.items():
+            copies = rows_of_copies[at]
+            made = copies >= 0
+            by_variant[name] = score(fit.model, baseline, variants.store, copies[made], labels[made], config)
+    return fit, Tested(scored.y_true, scored.y_pred, scored.baseline_pred, fit.history, fit.epochs, by_variant)
+
+
+def fit_classifier(store: FeatureStore, rows: Rows, split: Split, config: Config) -> Fit:
+    """Fit on the training rows, stopping early on validation rows if configured; then refit on both if configured."""
+    import keras
+
+    cfg = config.train
+    train_rows = rows.fit_rows(split.train)
+    model = _new_model(store, rows, train_rows, config)
+    stopping = cfg.early_stopping_patience
+    callbacks = []
+    if stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True))
+    history = model.fit(
+        _stream(store, rows, train_rows, config, shuffle=True),
+        validation_data=_stream(store, rows, split.validation, config) if len(split.validation) else None,
+        epochs=cfg.epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the stream shuffles
+        verbose=0,
+    ).history
+    epochs = callbacks[0].best_epoch + 1 if stopping else cfg.epochs  # the epoch whose weights were restored
+    refit_history = None
+    if cfg.refit and len(split.validation):
+        both = rows.fit_rows(np.union1d(split.train, split.validation))
+        model = _new_model(store, rows, both, config)
+        refit_history = model.fit(
+            _stream(store, rows, both, config, shuffle=True), epochs=epochs, shuffle=False, verbose=0
+        ).history
+    refit = None if refit_history is None else _floats(refit_history)
+    return Fit(model=model, history=_floats(history), epochs=epochs, refit_history=refit)
+
+
+def fit_baseline(store: FeatureStore, rows: Rows, split: Split, config: Config):
+    """A standardised logistic regression (a scikit-learn pipeline) fit on all non-test rows and their copies.
+
+    Its first step is the model's own log10 of ``[model] log_blocks``. It has no setting to
+    choose on validation rows, so it learns from them too. Its rows are held in memory.
+    """
+    import keras
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from batchgenre.model import log10_of_blocks
+
+    log10 = log10_of_blocks(store.attrs["feature_names"], blocks=config.model.log_blocks)
+    fit_rows = rows.fit_rows(np.union1d(split.train, split.validation))
+    pipeline = make_pipeline(
+        FunctionTransformer(lambda x: keras.ops.convert_to_numpy(log10(x))),
+        StandardScaler(),
+        LogisticRegression(max_iter=5000),
+    )
+    return pipeline.fit(read_features(store, fit_rows), rows.labels_of(fit_rows))
+
+
+def describe_baseline(config: Config) -> str:
+    """What ``fit_baseline`` fits, in words, for a config whose ``[model] log_blocks`` are those its set has."""
+    blocks = config.model.log_blocks
+    logged = f", log10 of the {', '.join(blocks)} block{'s' if len(blocks) > 1 else ''}" if blocks else ""
+    return f"standardised logistic regression (scikit-learn) on the whole vector{logged}"
+
+
+def score(model, baseline, store: FeatureStore, index: np.ndarray, labels: np.ndarray, config: Config) -> Scored:
+    """The model's and the baseline's predictions for rows ``index`` of ``store``, whose true labels are ``labels``.
+
+    No rows give an empty ``Scored``: Keras cannot predict on an empty stream.
+    """
+    if not len(index):
+        empty = np.asarray(labels)[:0]
+        return Scored(empty, empty, None if baseline is None else empty)
+    order = np.argsort(index)  # the stream reads rows in store order
+    index, labels = index[order], labels[order]
+    batches = stream(store, index, labels, batch_size=config.train.batch_size)
+    predicted = model.predict(batches, verbose=0).argmax(axis=1)
+    baseline_pred = None if baseline is None else baseline.predict(read_features(store, index))
+    return Scored(labels, predicted, baseline_pred)
+
+
+def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, *, shuffle: bool = False):
+    return stream(
+        store,
+        index,
+        rows.labels_of(index),
+        batch_size=config.train.batch_size,
+        shuffle_seed=config.train.weight_seed if shuffle else None,
+        shuffle_buffer=config.train.shuffle_buffer,
+    )
+
+
+def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config):
+    """A compiled model whose standardisation is adapted on rows ``index`` alone."""
+    import keras
+
+    from batchgenre.model import build_model
+
+    keras.backend.clear_session()  # models of earlier folds would otherwise pile up in the graph
+    backend.seed_everything(config.train.weight_seed)
+    return build_model(
+        n_genres=len(rows.genres),
+        feature_names=store.attrs["feature_names"],
+        model=config.model,
+        train=config.train,
+        adapt_data=_stream(store, rows, index, config),
+    )
+
+
+def _floats(history: dict[str, list]) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vs] for k, vs in history.items()}
