@@ -43,7 +43,7 @@ def accuracy_metrics(
     return _split_metrics(tested[0], saved_split, grouped=bool(config.split.groups), baseline=baseline)
 
 
-def test_share(splits: list[Split]) -> float:
+def held_out_share(splits: list[Split]) -> float:
     """Test rows per row learnt from, over cross-validation ``splits`` (0 for none): the interval's correction."""
     if not splits:
         return 0.0
@@ -91,7 +91,7 @@ def robustness_metrics(mode: Mode, tested: list[Tested], *, splits: list[Split])
     ``test_rows`` 0 and no figures. ``worst_drop`` is the original's accuracy less the lowest
     variant's.
     """
-    share = test_share(splits)
+    share = held_out_share(splits)
 
     def figures(results: list[Scored], baseline: bool) -> dict[str, Any]:
         if mode is Mode.FOLDS:
@@ -147,7 +147,7 @@ def per_genre(tested: list[Tested], *, genres: list[str]) -> dict[str, Any]:
 def _folds_metrics(
     tested: list[Tested], splits: list[Split], saved_split: Split, config: Config, *, baseline: str
 ) -> dict[str, Any]:
-    share = test_share(splits)
+    share = held_out_share(splits)
     metrics: dict[str, Any] = {
         "mode": Mode.FOLDS.value,
         "evaluation": (

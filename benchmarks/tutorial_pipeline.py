@@ -21,7 +21,7 @@ from batchgenre import backend
 from batchgenre.config import load, with_overrides
 from batchgenre.dataset import read_features, select_rows
 from batchgenre.store import FeatureStore
-from batchgenre.evaluation import fold_summary, test_share
+from batchgenre.evaluation import fold_summary, held_out_share
 from batchgenre.train import plan_splits
 from benchmarks.common import machine
 
@@ -57,7 +57,7 @@ def fold_accuracies(store: FeatureStore, config_path: Path, folds: int) -> tuple
         model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
         predicted = model.predict(read_features(store, split.test), verbose=0).argmax(axis=1)
         scores.append(float(np.mean(predicted == rows.labels_of(split.test))))
-    return scores, test_share(splits)
+    return scores, held_out_share(splits)
 
 
 def main() -> None:
