@@ -21,6 +21,7 @@ from batchgenre.errors import BatchgenreError, shown
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh")
+MODEL_TYPES = ("mlp", "linear")
 LOSSES = ("sparse_categorical_crossentropy",)
 
 
@@ -211,6 +212,11 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    type: str = _key(
+        "mlp", _one_of(MODEL_TYPES),
+        "`mlp`: the hidden layers below, then a softmax layer; `linear`: softmax regression on the "
+        "standardised features, with `l2` on its weights (hidden_layers, activation and dropout unused)",
+    )
     hidden_layers: tuple[int, ...] = _key(
         (300, 200), _hidden_layers, "sizes of the hidden Dense layers: positive integers"
     )
@@ -225,7 +231,7 @@ class ModelConfig:
         "(`tutorial`, `fast`: mean, min, max; `robust`: mean, std)",
     )
     dropout: float = _key(0.0, _fraction(allow_zero=True), "0 to 1, after each hidden layer")
-    l2: float = _key(0.0, _non_negative_number, "L2 penalty on the hidden layers' weights")
+    l2: float = _key(0.0, _non_negative_number, "L2 penalty on the weights of the hidden layers (`mlp`) or the softmax layer (`linear`)")
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ def build_model(
 ) -> keras.Model:
     """Input -> log10 of some blocks -> the chosen summaries -> standardisation -> hidden Dense layers -> softmax.
 
+    ``model.type == "linear"`` has no hidden layers: softmax regression, its weights penalised by ``model.l2``.
+
     Parameters
     ----------
     feature_names : list of str
@@ -131,11 +133,14 @@ def build_model(
     inputs = keras.Input(shape=(len(feature_names),), name="features")
     x = standardise(select(log10(inputs)))
     regulariser = keras.regularizers.L2(model.l2) if model.l2 else None
-    for i, units in enumerate(model.hidden_layers):
+    linear = model.type == "linear"
+    for i, units in enumerate(() if linear else model.hidden_layers):
         x = keras.layers.Dense(units, activation=model.activation, kernel_regularizer=regulariser, name=f"dense_{i}")(x)
         if model.dropout:
             x = keras.layers.Dropout(model.dropout, name=f"dropout_{i}")(x)
-    outputs = keras.layers.Dense(n_genres, activation="softmax", name="genre")(x)
+    outputs = keras.layers.Dense(
+        n_genres, activation="softmax", kernel_regularizer=regulariser if linear else None, name="genre"
+    )(x)
     net = keras.Model(inputs, outputs, name="genre_classifier")
     optimizer = _OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate)
     net.compile(optimizer=optimizer, loss=train.loss, metrics=["accuracy"])

@@ -90,6 +90,25 @@ def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
     np.testing.assert_allclose(mean, train[:, kept].mean(axis=0), rtol=1e-4, atol=1e-4)
 
 
+def test_a_linear_model_is_softmax_regression_saved_and_served_like_the_mlp(separable, tmp_path):
+    import keras
+
+    from batchgenre.model import load_model
+    from batchgenre.train import train
+
+    cfg = make_config(
+        separable, tmp_path / "linear", model={"type": "linear", "l2": 0.01}, train={"epochs": 40, "learning_rate": 0.01}
+    )
+    report = train(cfg)
+    model, metadata = load_model(report.run_dir / "model.keras")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [layer.name for layer in dense] == ["genre"]
+    n_inputs = model.get_layer("standardise").adapt_mean.shape[-1]
+    assert dense[0].kernel.shape == (n_inputs, 3) and dense[0].kernel_regularizer.l2 == pytest.approx(0.01)
+    assert report.metrics["accuracy"] >= 0.9
+    assert config.load(report.run_dir / "config.toml").model.type == "linear"
+
+
 def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly(separable, tmp_path):
     from batchgenre.run_outputs import summary_table
     from batchgenre.train import train
