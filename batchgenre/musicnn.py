@@ -12,7 +12,7 @@ Preprocessing, as musicnn's ``extractor.batch_data`` computes it, with two delib
   ``10000 * mel`` overflows to inf for any mel value above 6.55 (loud audio) and every output of
   the network becomes NaN. That cast was musicnn's storage format, not part of the model: here the
   same formula runs in float32 on the float32 mel. Where the float16 path did not overflow, the two
-  differ by float16's rounding of ``mel`` (a relative 2**-11, at most 2e-4 on the log value).
+  differ by float16's rounding of ``mel`` (a relative 2**-11: at most 2.1e-4 on the log value).
 - the STFT pads the signal's ends by reflection, as librosa did when musicnn was trained (librosa
   0.10 changed the default to zeros); only the first and last frame differ.
 """
@@ -47,8 +47,8 @@ TAGS = (
     "happy",
 )  # fmt: skip
 WEIGHTS_FILE = "musicnn_msd.npz"
-# Patches per forward pass: 10 patches (a 30 s clip) in one product cost the same time per patch as
-# one at a time (benchmarks/README.md) and ten times the scratch memory, about 35 MB a patch.
+# Patches per forward pass. Batching saves no time: one patch's products are already large (11033
+# rows), and ten patches at once (200 MiB of scratch instead of 20) ran 45% slower (benchmarks/README.md).
 DEFAULT_BATCH = 1
 
 
@@ -76,11 +76,11 @@ class MusicnnError(BatchgenreError):
 def weights() -> dict[str, np.ndarray]:
     """The converted MSD_musicnn weights, read once per process (2.8 MB compressed, 3.1 MB in memory).
 
-    Each front-end convolution's kernel and bias are stored twice over: as converted, and with the
-    columns of channels whose batch-norm scale is negative negated (``*_signed``). The front end
-    max-pools over frequency *after* ReLU and batch norm; with a negative scale, the maximum
-    of the normalised values is the scaled minimum, and ``min(z) = -max(-z)`` lets one max-pool
-    serve every channel.
+    Each front-end convolution gets, besides its converted kernel, ``*_sign`` (-1 where its
+    channel's batch-norm scale is negative, else 1) and ``*_kernel_signed`` (the kernel's columns
+    times that sign). The front end max-pools over frequency *after* ReLU and batch norm; with a
+    negative scale, the maximum of the normalised values comes from the minimum before it, and
+    ``min(z) = -max(-z)`` lets one max-pool serve every channel.
     """
     source = resources.files("batchgenre") / "weights" / WEIGHTS_FILE
     try:
@@ -109,7 +109,12 @@ def log_mel(y: np.ndarray) -> np.ndarray:
     import librosa
 
     mel = librosa.feature.melspectrogram(
-        y=np.asarray(y, dtype=np.float32), sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, pad_mode="reflect"
+        y=np.asarray(y, dtype=np.float32),
+        sr=SAMPLE_RATE,
+        n_fft=N_FFT,
+        hop_length=HOP_LENGTH,
+        n_mels=N_MELS,
+        pad_mode="reflect",
     )
     return np.log10(np.float32(10000) * mel.T + np.float32(1))
 
@@ -123,8 +128,8 @@ def patches(spectrogram: np.ndarray, *, hop: int = PATCH_HOP, max_patches: int |
     hop : int
         frames from one patch's start to the next (PATCH_FRAMES: end to end, musicnn's default).
     max_patches : int, optional
-        keep at most this many, evenly spaced from the first to the last: a cheaper summary of a
-        long window.
+        keep at most this many, evenly spaced: the middle patch of each of ``max_patches`` equal
+        runs of patches (one patch: the middle one). A cheaper summary of a long window.
 
     Returns
     -------
@@ -134,10 +139,19 @@ def patches(spectrogram: np.ndarray, *, hop: int = PATCH_HOP, max_patches: int |
     starts = np.arange(0, spectrogram.shape[0] - PATCH_FRAMES + 1, hop)
     if not len(starts):
         return np.empty((0, PATCH_FRAMES, spectrogram.shape[1]), dtype=spectrogram.dtype)
-    if max_patches is not None and len(starts) > max_patches:
-        starts = starts[np.round(np.linspace(0, len(starts) - 1, max_patches)).astype(int)]
+    if max_patches is not None:
+        starts = starts[spread(len(starts), max_patches=max_patches)]
     view = np.lib.stride_tricks.sliding_window_view(spectrogram, PATCH_FRAMES, axis=0)
     return view[starts].transpose(0, 2, 1)
+
+
+def spread(n: int, *, max_patches: int) -> np.ndarray:
+    """Which of ``n`` patches ``max_patches`` keeps: the middle one of each of ``max_patches`` equal runs.
+
+    Returns np.ndarray [shape=(min(n, max_patches),), dtype=int], increasing.
+    """
+    k = min(n, max_patches)
+    return ((np.arange(k) + 0.5) * n / k).astype(int) if k else np.arange(0)
 
 
 def forward(x: np.ndarray, *, batch: int = DEFAULT_BATCH) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +161,7 @@ def forward(x: np.ndarray, *, batch: int = DEFAULT_BATCH) -> tuple[np.ndarray, n
     ----------
     x : np.ndarray [shape=(patches, PATCH_FRAMES, N_MELS)]
     batch : int
-        patches per matrix product; more costs memory (about 35 MB a patch) and saves little time.
+        patches per matrix product; more costs memory (20 MiB a patch) and saves no time.
 
     Returns
     -------
@@ -198,7 +212,8 @@ def frames(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
 
     _, penultimate = embed(y, sr=sr)
     if not len(penultimate):
-        raise FeatureError(f"too short for musicnn: {len(y) / sr:.2f} s, one patch needs {MIN_SAMPLES / SAMPLE_RATE:.2f} s")
+        need = MIN_SAMPLES / SAMPLE_RATE
+        raise FeatureError(f"too short for musicnn: {len(y) / sr:.2f} s, one patch needs {need:.2f} s")
     return {"musicnn": penultimate.T}
 
 

@@ -53,7 +53,8 @@ def test_loud_audio_gives_finite_outputs_where_musicnns_float16_overflowed():
         (30.0, musicnn.PATCH_HOP, None, list(range(0, 1690, 187))),  # a GTZAN clip: musicnn's 10 patches
         (3.0, musicnn.PATCH_HOP, None, [0]),
         (2.9, musicnn.PATCH_HOP, None, []),
-        (30.0, musicnn.PATCH_HOP, 3, [0, 748, 1683]),  # first, middle, last
+        (30.0, musicnn.PATCH_HOP, 3, [187, 935, 1496]),  # the middle of each third
+        (30.0, musicnn.PATCH_HOP, 1, [935]),
         (30.0, musicnn.PATCH_HOP, 20, list(range(0, 1690, 187))),
         (6.0, 93, None, [0, 93, 186]),
     ],
@@ -80,7 +81,7 @@ def test_batching_patches_changes_no_output():
 def test_feature_set_names_every_value_and_refuses_clips_under_one_patch():
     fs = get_feature_set("musicnn")
     assert fs.size == len(fs.names) == 400
-    assert fs.names[0] == "musicnn.mean.000" and fs.names[200] == "musicnn.max.000" and fs.names[-1] == "musicnn.max.199"
+    assert (fs.names[0], fs.names[200], fs.names[-1]) == ("musicnn.mean.000", "musicnn.max.000", "musicnn.max.199")
     y = synth.noise(seconds=6.5, amplitude=0.3)
     vector = fs.extract(y, sr=22050)
     _, penultimate = musicnn.embed(y, sr=22050)
@@ -91,7 +92,8 @@ def test_feature_set_names_every_value_and_refuses_clips_under_one_patch():
 
 def test_weights_and_their_licence_ship_in_the_package():
     folder = resources.files("batchgenre") / "weights"
-    assert "Permission to use, copy, modify, and/or distribute this software" in (folder / "MUSICNN-LICENSE.md").read_text()
+    notice = (folder / "MUSICNN-LICENSE.md").read_text()
+    assert "Permission to use, copy, modify, and/or distribute this software" in notice
     w = musicnn.weights()
     assert w["timbral0_kernel"].shape == (7 * 38, 204) and w["tags_kernel"].shape == (200, len(musicnn.TAGS))
 

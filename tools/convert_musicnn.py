@@ -35,7 +35,12 @@ REFERENCE = REPO / "tests" / "data" / "musicnn_reference.npz"
 # The checkpoint's files have empty stems (".index", ".meta"...): its prefix is the folder plus "/".
 MODEL = "musicnn/MSD_musicnn/"
 # One clip per family of genres: acoustic, electric, electronic/dance, vocal/rhythmic.
-REFERENCE_CLIPS = ("classical/classical.00000.wav", "metal/metal.00000.wav", "disco/disco.00000.wav", "hiphop/hiphop.00000.wav")
+REFERENCE_CLIPS = (
+    "classical/classical.00000.wav",
+    "metal/metal.00000.wav",
+    "disco/disco.00000.wav",
+    "hiphop/hiphop.00000.wav",
+)
 # Tensors of the original graph (names read from the .meta with tf.compat.v1).
 INPUT, TRAINING = "model/Placeholder:0", "model/Placeholder_2:0"
 TAGS, PENULTIMATE = "model/Sigmoid:0", "model/batch_normalization_10/batchnorm/add_1:0"
@@ -53,7 +58,7 @@ def _meta_graph(wheel: Path):
 
 
 def _epsilons(meta) -> dict[str, float]:
-    """Each batch-norm layer's epsilon as the graph states it: an attribute of the fused ones, a constant of the others."""
+    """Each batch-norm layer's epsilon as the graph states it: the fused ones' attribute, the others' constant."""
     import tensorflow as tf
 
     found = {}
@@ -92,13 +97,18 @@ def convert(wheel: Path) -> None:
 
     out: dict[str, np.ndarray] = {}
     out["input_scale"], out["input_offset"] = (v.reshape(()) for v in bn("batch_normalization"))
-    # Front end: two timbral convolutions ([7, 38] and [7, 67]), three temporal ones ([128|64|32, 1]).
-    for i, (conv, norm) in enumerate(
-        [("conv2d", "batch_normalization_1"), ("conv2d_1", "batch_normalization_2"),
-         ("conv2d_2", "batch_normalization_3"), ("conv2d_3", "batch_normalization_4"), ("conv2d_4", "batch_normalization_5"),
-         ("conv2d_5", "batch_normalization_6"), ("conv2d_6", "batch_normalization_7"), ("conv2d_7", "batch_normalization_8")]
-    ):
-        name = ("timbral0", "timbral1", "temporal0", "temporal1", "temporal2", "midend0", "midend1", "midend2")[i]
+    # Front end: timbral [7, 38] and [7, 67], temporal [128|64|32, 1]; mid end: three [7, all features].
+    layers = {
+        "timbral0": ("conv2d", "batch_normalization_1"),
+        "timbral1": ("conv2d_1", "batch_normalization_2"),
+        "temporal0": ("conv2d_2", "batch_normalization_3"),
+        "temporal1": ("conv2d_3", "batch_normalization_4"),
+        "temporal2": ("conv2d_4", "batch_normalization_5"),
+        "midend0": ("conv2d_5", "batch_normalization_6"),
+        "midend1": ("conv2d_6", "batch_normalization_7"),
+        "midend2": ("conv2d_7", "batch_normalization_8"),
+    }
+    for name, (conv, norm) in layers.items():
         out[f"{name}_kernel"], out[f"{name}_bias"] = kernel(conv), get(f"{conv}/bias")
         out[f"{name}_scale"], out[f"{name}_offset"] = bn(norm)
     # The batch norm before the penultimate dense layer is affine and nothing pads between them: fold it in.
