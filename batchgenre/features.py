@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from batchgenre import musicnn
 from batchgenre.errors import BatchgenreError
 
 N_FFT = 2048
@@ -335,7 +336,21 @@ ROBUST = FeatureSet(
     summaries=ROBUST_SUMMARIES,
 )
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (TUTORIAL, FAST, ROBUST)}
+MUSICNN = FeatureSet(
+    name="musicnn",
+    description=(
+        "The 200-unit penultimate layer of musicnn's MSD-trained tagger (Pons & Serra 2019; weights ISC-licensed, "
+        "batchgenre/weights/MUSICNN-LICENSE.md) on 3 s patches end to end of a 16 kHz, 96-band log-mel spectrogram "
+        "(n_fft 512, hop 256, log10(1 + 10000 mel)), summarised as mean and max over the patches; "
+        "clips need at least 3 s. A NumPy forward pass: no TensorFlow on the workers."
+    ),
+    params=musicnn.PARAMS,
+    blocks=(("musicnn", _numbered(musicnn.PENULTIMATE_UNITS, 3)),),
+    frames=musicnn.frames,
+    summaries=musicnn.SUMMARIES,
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (TUTORIAL, FAST, ROBUST, MUSICNN)}
 # The set featurize uses unless told otherwise: the one whose accuracy holds on files recorded unlike
 # the training set (quieter, band-limited, re-encoded), and the fastest (benchmarks/README.md).
 DEFAULT_FEATURE_SET = ROBUST.name

@@ -1,0 +1,211 @@
+"""What the musicnn feature set costs (time, memory) and what each saving costs in accuracy.
+
+    python -m benchmarks.musicnn --corpus ../shared/data/gtzan-mini --repeats 3
+
+Seconds per 30 s clip and per 4-minute song (eight clips end to end), one BLAS thread, split into
+preprocessing (resample, log-mel) and the forward pass; patches per product (``batch``) and BLAS
+threads; peak resident memory of a fresh process that has run the set. Accuracy: 5-fold
+cross-validation grouped by artist (the corpus's artists.csv) of a standardised logistic
+regression on each summary vector, with every clip's patches computed once and subsets of them
+taken for ``max_patches``; the robust set on the same folds for scale.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
+
+# A fresh process's peak memory: before the set is used, after its weights load, after a clip and a song.
+_MEMORY_PROBE = """
+import sys, time, numpy as np
+def mib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return round(int(line.split()[1]) / 1024)
+from batchgenre.audio import load
+from batchgenre.features import get_feature_set
+y = load(sys.argv[1])
+get_feature_set("robust").extract(y, sr=22050)
+print("imports, robust set run:", mib("VmHWM"), "MiB peak")
+noise = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
+started = time.perf_counter(), time.process_time()
+get_feature_set("musicnn").extract(noise, sr=22050)
+print(f"warm-up as cluster.warm_up does it (3 s of noise, first call): {time.perf_counter() - started[0]:.2f} s wall,",
+      f"{time.process_time() - started[1]:.2f} s CPU; RSS {mib('VmRSS')} MiB")
+get_feature_set("musicnn").extract(y, sr=22050)
+print("peak after a 30 s clip:", mib("VmHWM"), "MiB")
+get_feature_set("musicnn").extract(np.tile(y, 8), sr=22050)
+print("peak after a 4-minute song:", mib("VmHWM"), "MiB")
+"""
+_TF_PROBE = """
+def mib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return round(int(line.split()[1]) / 1024)
+import tensorflow as tf
+tf.constant(1.0) + 1
+print("for scale, a process that imports TensorFlow:", mib("VmHWM"), "MiB peak")
+"""
+
+
+def _cpu_and_wall(run, *, repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``run``: CPU time says less about the other users of a shared machine."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return float(np.median(walls)), float(np.median(cpus))
+
+
+def cost(clip: Path, *, repeats: int) -> None:
+    import tracemalloc
+
+    from threadpoolctl import threadpool_limits
+
+    from batchgenre import musicnn
+    from batchgenre.audio import _resample, load
+
+    y = load(clip)
+    song = np.tile(y, 8)
+    musicnn.embed(y[: 22050 * 4], sr=22050)  # weights, librosa's first calls
+    with threadpool_limits(limits=1):
+        for name, audio in (("30 s clip", y), ("4-minute song", song)):
+            def preprocess(audio=audio) -> np.ndarray:
+                return musicnn.log_mel(_resample(audio, sr_native=22050, sr=musicnn.SAMPLE_RATE))
+
+            spectrogram = preprocess()
+            x = musicnn.patches(spectrogram)
+            pre = median_seconds(preprocess, repeats=repeats)
+            wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x), repeats=repeats)
+            print(f"{name}: {len(x)} patches, preprocessing {pre:.3f} s, forward {wall:.2f} s wall / {cpu:.2f} s CPU "
+                  f"({1000 * cpu / len(x):.0f} ms CPU a patch)")
+        x = musicnn.patches(musicnn.log_mel(_resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
+        for batch in (1, 2, 5, 10):
+            tracemalloc.start()
+            musicnn.forward(x, batch=batch)
+            scratch = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+            wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x, batch=batch), repeats=repeats)
+            print(f"batch {batch:2d}: {wall:.2f} s wall / {cpu:.2f} s CPU per clip, peak scratch {scratch:.0f} MiB")
+        for k in (5, 3, 1):
+            few = musicnn.patches(spectrogram, max_patches=k)
+            wall, cpu = _cpu_and_wall(lambda: musicnn.forward(few), repeats=repeats)
+            print(f"max_patches {k}: {wall:.2f} s wall / {cpu:.2f} s CPU per window of any length ({len(few)} patches)")
+    with threadpool_limits(limits=2):
+        wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x), repeats=repeats)
+        print(f"2 BLAS threads: {wall:.2f} s wall / {cpu:.2f} s CPU per clip")
+
+
+def memory(clip: Path) -> None:
+    import os
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for probe, args in ((_MEMORY_PROBE, [str(clip)]), (_TF_PROBE, [])):
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True, env=env)
+        for line in out.stdout.splitlines():
+            print(f"fresh process, {line}")
+
+
+def worker_memory(files: list[Path]) -> None:
+    """A real worker's decoding helper (benchmarks.memory's measure): 10 clips, and a 4-minute FLAC in 30 s windows."""
+    import tempfile
+
+    from batchgenre.classify import Windows, classify_block
+    from batchgenre.featurize import featurize
+    from benchmarks.memory import _worker_peaks, write_long_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp, "c")
+        for f in files[:10]:
+            (corpus / f.parent.name).mkdir(parents=True, exist_ok=True)
+            (corpus / f.parent.name / f.name).symlink_to(f)
+        jobs = {
+            "featurize 10 clips": lambda c: featurize(corpus, out=f"{tmp}/m.zarr", feature_set="musicnn", client=c),
+            "4-minute FLAC in 30 s windows": lambda c: c.submit(
+                classify_block, tmp, ["long.flac"], "musicnn", 22050, Windows(), file_timeout=3600, pure=False
+            ).result(),
+        }
+        write_long_file(Path(tmp, "long.flac"), minutes=4)
+        for job, run in jobs.items():
+            before, after, worker = _worker_peaks(run)
+            print(f"worker memory, {job}: helper after warm-up {before:.0f} MiB, helper peak {after:.0f}, "
+                  f"worker peak {worker:.0f}")
+
+
+def accuracy(files: list[Path], corpus: Path) -> None:
+    import csv
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    from batchgenre import musicnn
+    from batchgenre.audio import _resample, load
+    from batchgenre.features import get_feature_set
+
+    artists = {row["path"]: row["group"] for row in csv.DictReader(open(corpus / "artists.csv"))}
+    relpaths = [f.relative_to(corpus).as_posix() for f in files]
+    labels = [p.split("/")[0] for p in relpaths]
+    groups = [artists.get(p, p) for p in relpaths]
+    spectrograms, penultimates, robust = [], [], []
+    started = time.perf_counter()
+    with threadpool_limits(limits=1):
+        for f in files:
+            y = load(f)
+            spectrograms.append(musicnn.log_mel(_resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
+            penultimates.append(musicnn.forward(musicnn.patches(spectrograms[-1]))[1])
+            robust.append(get_feature_set("robust").extract(y, sr=22050))
+    print(f"accuracy: {len(files)} clips featurized in {time.perf_counter() - started:.0f} s")
+
+    def score(vectors) -> str:
+        # Held-out artists (no artist in both train and test), then plain stratified folds.
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.1))
+        x = np.stack(vectors)
+        artist = cross_val_score(model, x, labels, groups=groups, cv=GroupKFold(n_splits=5))
+        folds = cross_val_score(model, x, labels, cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=0))
+        return (f"artists held out {artist.mean():.2f} ± {artist.std():.2f}, "
+                f"stratified {folds.mean():.2f} ± {folds.std():.2f}")
+
+    def summary(pen: np.ndarray) -> np.ndarray:
+        return np.concatenate([pen.mean(axis=0), pen.max(axis=0)])
+
+    print(f"accuracy robust: {score(robust)}")
+    print(f"accuracy musicnn, all patches: {score([summary(p) for p in penultimates])}")
+    for k in (5, 3, 1):
+        # The patches max_patches keeps, taken from the full set rather than recomputed.
+        chosen = [p[musicnn.spread(len(p), max_patches=k)] for p in penultimates]
+        print(f"accuracy musicnn, max_patches {k}: {score([summary(p) for p in chosen])}")
+    print(f"accuracy musicnn, mean only (200 values): {score([p.mean(axis=0) for p in penultimates])}")
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    parts = ("cost", "memory", "workers", "accuracy")
+    p.add_argument("--only", choices=parts, action="append", help="run only these parts (default: all)")
+    args = p.parse_args()
+    files = corpus_files(args.corpus)
+    only = args.only or parts
+    print(machine())
+    if "cost" in only:
+        cost(files[0], repeats=args.repeats)
+    if "memory" in only:
+        memory(files[0])
+    if "workers" in only:
+        quiet_logging()
+        worker_memory(files)
+    if "accuracy" in only:
+        accuracy(files, Path(args.corpus))
+
+
+if __name__ == "__main__":
+    main()
