@@ -6,3 +6,10 @@ class BatchgenreError(Exception):
 
     The command line prints the message alone, without a traceback, and exits non-zero.
     """
+
+
+def describe(error: Exception) -> str:
+    """A failed file's reason for its row: our own errors speak for themselves, anything else names its type."""
+    if isinstance(error, BatchgenreError):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"
