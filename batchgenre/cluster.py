@@ -140,7 +140,10 @@ def _start_local(workers: int) -> Iterator["distributed.LocalCluster"]:
     try:
         builder.join()
     except KeyboardInterrupt:
-        builder.join()
+        # Let the start finish, through more Ctrl-Cs too, so that the whole cluster can be closed.
+        while builder.is_alive():
+            with contextlib.suppress(KeyboardInterrupt):
+                builder.join()
         if "cluster" in built:
             built["cluster"].close()
         raise

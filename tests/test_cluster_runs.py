@@ -126,6 +126,19 @@ def test_progress_speaks_before_any_file_and_guesses_the_time_left_only_from_eno
         assert bar.line().startswith("14/100 files") and bar.line().endswith("left")
 
 
+def _alive_in_session(session: int) -> list[str]:
+    """Command lines of the live processes of a session (the one a command was started in)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            state, _, _, sid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:4]
+            if int(sid) == session and state != "Z":
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, ValueError):  # not a process, or one that just ended
+            continue
+    return found
+
+
 def _wait_for(condition, *, what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -169,6 +182,8 @@ def test_ctrl_c_at_any_point_ends_with_one_line_and_the_rerun_finishes(tmp_path,
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.count(INTERRUPTED) == 1, stderr
     assert stderr.rstrip().endswith(INTERRUPTED), stderr
+    # Nothing of the run lives on to print into the next one: workers, their helpers, the tracker.
+    _wait_for(lambda: not _alive_in_session(process.pid), what="the run's processes to end")
 
     rerun = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0 and "12 done, 0 failed" in rerun.stdout, rerun.stderr
