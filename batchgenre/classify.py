@@ -1,8 +1,8 @@
-"""Batch prediction: whole directories on the Dask cluster, single files and URLs in this process.
+"""Batch prediction in the client: whole directories on the Dask cluster, single files and URLs in this process.
 
-Workers decode and featurize with the code featurize uses and return window features; the
-model is loaded once, in the client, and predicts a block's windows in one batch. A file's
-genre comes from the mean of its windows' probabilities.
+Workers compute window features (``windows``, which never imports TensorFlow); the model is
+loaded once, here, and predicts a block's windows in one batch. A file's genre comes from the
+mean of its windows' probabilities.
 """
 
 from __future__ import annotations
@@ -18,35 +18,11 @@ import numpy as np
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
+from batchgenre.windows import FileWindows, Windows, classify_block, file_windows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path("runs/three_genres/model.keras")
-
-
-@dataclass(frozen=True)
-class Windows:
-    """How a file is cut: ``window`` s every ``hop`` s over ``[offset, offset + duration)`` (None: to the end)."""
-
-    window: float = 30.0
-    hop: float = 30.0
-    offset: float = 0.0
-    duration: float | None = None
-
-    @classmethod
-    def excerpt(cls, *, offset: float, duration: float) -> "Windows":
-        """One window: the excerpt itself, as the tutorial classifies 60-90 s of a song."""
-        return cls(window=duration, hop=duration, offset=offset, duration=duration)
-
-
-@dataclass
-class FileWindows:
-    """One file's window features [shape=(windows, D), dtype=float32], or why it has none."""
-
-    path: str
-    features: np.ndarray | None
-    duration: float | None = None
-    error: str = ""
 
 
 @dataclass
@@ -56,59 +32,6 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: int = 0
     lost_workers: list[str] = field(default_factory=list)
-
-
-def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: Windows) -> FileWindows:
-    """Decode ``path`` window by window and featurize every window that is usable.
-
-    Silent or too-short windows (an intro, a fade-out) are left out; the file fails only when
-    none is usable, with the first window's reason.
-    """
-    from batchgenre.audio import iter_windows, probe_duration
-    from batchgenre.featurize import describe
-    from batchgenre.features import FeatureError, get_feature_set
-
-    fs = get_feature_set(feature_set)
-    try:
-        vectors, reasons = [], []
-        for _, y in iter_windows(
-            path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
-        ):
-            try:
-                vectors.append(fs.extract(y, sr=sr))
-            except FeatureError as error:
-                reasons.append(str(error))
-        if not vectors:
-            return FileWindows(name, None, error=reasons[0] if reasons else "no audio in the chosen excerpt")
-        return FileWindows(name, np.stack(vectors), duration=probe_duration(path))
-    except Exception as error:  # one bad file never stops the block
-        return FileWindows(name, None, error=describe(error))
-
-
-def classify_block(
-    root: str, relpaths: list[str], feature_set: str, sr: int, windows: Windows, *, file_timeout: float,
-    memory_cap: int = DEFAULT_MEMORY_CAP,
-) -> list[FileWindows]:
-    """Window features of a block of files; runs on a worker and never imports TensorFlow.
-
-    Each file is decoded in a sandbox helper, so one that hangs or crashes fails alone.
-    """
-    from batchgenre.featurize import describe
-    from batchgenre.sandbox import borrowed
-
-    results = []
-    with borrowed(memory_cap=memory_cap) as box:
-        for rel in relpaths:
-            try:
-                results.append(
-                    box.call(
-                        file_windows, Path(root) / rel, name=rel, feature_set=feature_set, sr=sr, windows=windows,
-                        timeout=file_timeout,
-                    )
-                )
-            except Exception as error:  # a timeout or a crashed helper: this file alone fails
-                results.append(FileWindows(rel, None, error=describe(error)))
-    return results
 
 
 def load_classifier(model_path: Path | None):
@@ -162,12 +85,10 @@ def classify_dir(
     memory_cap: int = DEFAULT_MEMORY_CAP,
 ) -> Summary:
     """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it."""
-    from distributed import as_completed
-
-    from batchgenre.cluster import connect, lost_workers
-    from batchgenre.featurize import discover, rows_per_chunk
-    from batchgenre.progress import Progress
+    from batchgenre.cluster import connect
+    from batchgenre.corpus import discover, rows_per_chunk
     from batchgenre.results import ResultsTable
+    from batchgenre.runner import run_blocks
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -191,23 +112,23 @@ def classify_dir(
             size = rows_per_chunk(len(todo), n_workers)
             blocks = [todo[i : i + size] for i in range(0, len(todo), size)]
             log.info("classifying %d files in %d blocks of up to %d", len(todo), len(blocks), size)
-            started = time.time()
-            futures = {
-                client.submit(
-                    classify_block, str(root), block, metadata["feature_set"], SAMPLE_RATE, windows,
-                    file_timeout=file_timeout, memory_cap=memory_cap, pure=False,
-                ): block
-                for block in blocks
-            }
-            with Progress(len(todo)) as progress:
-                for future in as_completed(futures):
-                    try:
-                        items = future.result()
-                    except Exception as error:  # a lost worker: its files get failed rows, the run goes on
-                        items = [FileWindows(p, None, error=f"worker failed: {type(error).__name__}: {error}") for p in futures[future]]
-                    _predict_into(table, model, genres, items)
-                    progress.update(len(items))
-            summary.lost_workers = lost_workers(client, since=started)
+
+            def finished(block: int, items: list[FileWindows] | None, error: Exception | None) -> None:
+                if error is not None:  # a lost worker: its files get failed rows, the run goes on
+                    reason = f"worker failed: {type(error).__name__}: {error}"
+                    items = [FileWindows(p, None, error=reason) for p in blocks[block]]
+                _predict_into(table, model, genres, items)
+
+            summary.lost_workers = run_blocks(
+                client,
+                classify_block,
+                {
+                    i: ((str(root), block, metadata["feature_set"], SAMPLE_RATE, windows), len(block))
+                    for i, block in enumerate(blocks)
+                },
+                options={"file_timeout": file_timeout, "memory_cap": memory_cap},
+                on_finished=finished,
+            )
     table.finish()
     for path, row in table.rows.items():
         if row["status"] == "classified":

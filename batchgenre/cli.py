@@ -111,7 +111,7 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 
 
 def _windows(args: argparse.Namespace):
-    from batchgenre.classify import Windows
+    from batchgenre.windows import Windows
 
     if args.offset is None and args.duration is None:
         if args.window <= 0 or args.hop <= 0:
@@ -254,7 +254,8 @@ def _plot_features(args: argparse.Namespace) -> int:
 
 
 def _featurize(args: argparse.Namespace) -> int:
-    from batchgenre.featurize import Clip, featurize
+    from batchgenre.corpus import Clip
+    from batchgenre.featurize import featurize
     from batchgenre.features import get_feature_set
 
     get_feature_set(args.features)  # refuse an unknown name before starting a cluster

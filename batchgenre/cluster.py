@@ -7,6 +7,8 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import signal
+import threading
 import warnings
 from typing import Iterator
 
@@ -63,7 +65,7 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
 
     Yields the client; the local cluster, if one was started, is closed on exit.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler is not None:
         try:
@@ -80,22 +82,75 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
 
     if workers < 1:
         raise BatchgenreError(f"--workers must be at least 1, got {workers}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers > cores:
+        log.warning(
+            "--workers %d is more than this machine's %d CPU cores: they will share them, "
+            "which adds memory and start-up time, not speed", workers, cores,
+        )
+    log.info("starting a local Dask cluster of %d workers", workers)
     # Workers inherit these at spawn; they keep numpy/numba from oversubscribing the cores.
     env = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
     with contextlib.ExitStack() as stack:
         stack.enter_context(_environ(env))
-        cluster = stack.enter_context(
-            LocalCluster(
+        cluster = stack.enter_context(_start_local(workers))
+        client = stack.enter_context(Client(cluster))
+        log.info("started a local Dask cluster of %d workers; dashboard: %s", workers, client.dashboard_link)
+        yield client
+
+
+@contextlib.contextmanager
+def _start_local(workers: int) -> Iterator["distributed.LocalCluster"]:
+    """A LocalCluster whose worker processes never see the terminal's Ctrl-C; closed on exit, even when interrupted.
+
+    Ctrl-C reaches every process in the terminal's foreground group: workers killed by it print
+    their own tracebacks, and a cluster interrupted halfway through starting cannot be closed
+    (distributed's atexit hook then fails on it). So the cluster is built in a thread that blocks
+    SIGINT: its event loop, and every worker process spawned from it, inherit the blocked signal,
+    while this thread stays interruptible. Interrupted here, it lets the start finish, closes the
+    cluster and passes the interrupt on; the client alone decides when workers stop.
+    """
+    from multiprocessing import resource_tracker
+
+    from distributed import LocalCluster
+
+    built: dict[str, object] = {}
+
+    def build() -> None:
+        try:
+            built["cluster"] = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address="127.0.0.1:8787",
                 silence_logs=logging.ERROR,
             )
-        )
-        client = stack.enter_context(Client(cluster))
-        log.info("started a local Dask cluster of %d workers; dashboard: %s", workers, client.dashboard_link)
-        yield client
+        except BaseException as error:  # handed to the caller's thread
+            built["error"] = error
+
+    # Starting multiprocessing's resource tracker unblocks SIGINT in the thread that starts it
+    # (bpo-33613); started here first, it leaves the cluster's threads as they are.
+    resource_tracker.ensure_running()
+    saved = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        builder = threading.Thread(target=build, name="batchgenre-start-cluster", daemon=True)
+        builder.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+    try:
+        builder.join()
+    except KeyboardInterrupt:
+        # Let the start finish, through more Ctrl-Cs too, so that the whole cluster can be closed.
+        while builder.is_alive():
+            with contextlib.suppress(KeyboardInterrupt):
+                builder.join()
+        if "cluster" in built:
+            built["cluster"].close()
+        raise
+    if "error" in built:
+        raise built["error"]
+    with built["cluster"] as cluster:
+        yield cluster
 
 
 def lost_workers(client: "distributed.Client", *, since: float) -> list[str]:

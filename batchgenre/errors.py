@@ -16,3 +16,10 @@ def shown(value: Any) -> str:
     """``value``'s repr, cut to 60 characters so that an error about a long list stays one readable line."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe(error: Exception) -> str:
+    """A failed file's reason for its row: our own errors speak for themselves, anything else names its type."""
+    if isinstance(error, BatchgenreError):
+        return str(error)
+    return f"unexpected {type(error).__name__}: {error}"

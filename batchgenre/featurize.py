@@ -1,37 +1,22 @@
-"""Discover audio files, plan them into blocks, run the blocks on a Dask cluster, report progress and failures."""
+"""Featurize a corpus into the store: label its files, plan their rows into blocks, run the blocks, report failures."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from batchgenre import __version__
-from batchgenre.audio import SAMPLE_RATE
-from batchgenre.errors import BatchgenreError
+from batchgenre.corpus import Clip, discover, rows_per_chunk
+from batchgenre.errors import BatchgenreError, describe
 from batchgenre.features import DEFAULT_FEATURE_SET
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
-
-MAX_ROWS_PER_CHUNK = 256
-MIN_ROWS_PER_CHUNK = 4
-BLOCKS_PER_WORKER = 4
-
-
-@dataclass(frozen=True)
-class Clip:
-    """Which audio a row is computed from: ``duration`` s (None: to the end) from ``offset`` s, at ``sr`` Hz."""
-
-    sr: int = SAMPLE_RATE
-    offset: float = 0.0
-    duration: float | None = 30.0
 
 
 @dataclass
@@ -44,31 +29,6 @@ class Summary:
     vanished: list[str] = field(default_factory=list)
     lost_blocks: list[tuple[int, str]] = field(default_factory=list)
     lost_workers: list[str] = field(default_factory=list)
-
-
-def discover(root: Path) -> list[str]:
-    """Audio files under ``root`` as sorted POSIX paths relative to it.
-
-    Hidden files and folders are skipped; symlinked folders are followed once, so loops end.
-    """
-    from batchgenre.audio import AUDIO_EXTENSIONS
-
-    found: list[str] = []
-    seen: set[tuple[int, int]] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        st = os.stat(folder)
-        if (st.st_dev, st.st_ino) in seen:
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = Path(folder).relative_to(root)
-        found += [
-            (rel / name).as_posix()
-            for name in files
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
-        ]
-    return sorted(found)
 
 
 def genre_of(relpath: str) -> str | None:
@@ -117,12 +77,6 @@ def store_attrs(*, feature_set_name: str, clip: Clip, root: Path) -> dict:
     }
 
 
-def rows_per_chunk(n_files: int, n_workers: int) -> int:
-    """Enough blocks to keep every worker busy and the bar moving, few enough that scheduling is noise."""
-    wanted = -(-n_files // (BLOCKS_PER_WORKER * max(n_workers, 1)))
-    return int(np.clip(wanted, MIN_ROWS_PER_CHUNK, MAX_ROWS_PER_CHUNK))
-
-
 def featurize(
     root: Path,
     *,
@@ -145,7 +99,7 @@ def featurize(
 
     Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
     """
-    from batchgenre.cluster import connect, lost_workers
+    from batchgenre.cluster import connect
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -167,11 +121,9 @@ def featurize(
                 store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
             vanished = _plan(store, relpaths, file_genres, root, augment=augment)
             todo = _blocks_to_run(store, retry_failed)
-            started = time.time()
-            lost = _run_blocks(
+            lost, workers_lost = _run_blocks(
                 client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap
             )
-            workers_lost = lost_workers(client, since=started)
 
     status = store.column("status")
     paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
@@ -227,37 +179,31 @@ def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
 def _run_blocks(
     client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool, file_timeout: float,
     memory_cap: int,
-) -> list[tuple[int, str]]:
-    """Submit one task per block and follow them to the end; a block that cannot run is reported, not fatal."""
-    from distributed import as_completed
+) -> tuple[list[tuple[int, str]], list[str]]:
+    """Run the blocks of ``todo`` (block -> rows to compute); returns the blocks not written and the workers lost."""
+    from batchgenre.runner import run_blocks
 
-    from batchgenre.progress import Progress
-
-    attrs = store.attrs
-    clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
-    total = sum(todo.values())
     if not todo:
         log.info("nothing to do: every file in %s is already featurized", store.url)
-        return []
-    log.info("featurizing %d files in %d blocks of up to %d", total, len(todo), store.rows_per_chunk)
-    futures = {
-        client.submit(
-            featurize_block, store.url, block, str(root), attrs["feature_set"], clip,
-            retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap, pure=False,
-        ): block
-        for block in todo
-    }
+        return [], []
+    attrs = store.attrs
+    clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
+    log.info("featurizing %d files in %d blocks of up to %d", sum(todo.values()), len(todo), store.rows_per_chunk)
     lost = []
-    with Progress(total) as progress:
-        for future in as_completed(futures):
-            block = futures[future]
-            try:
-                future.result()  # raises what the block raised
-            except Exception as error:  # a lost worker or an unwritable store: keep the other blocks
-                lost.append((block, f"{type(error).__name__}: {error}"))
-                log.error("block %d could not be written: %s", block, error)
-            progress.update(todo[block])
-    return lost
+
+    def finished(block: int, _: int | None, error: Exception | None) -> None:
+        if error is not None:
+            lost.append((block, f"{type(error).__name__}: {error}"))
+            log.error("block %d could not be written: %s", block, error)
+
+    workers_lost = run_blocks(
+        client,
+        featurize_block,
+        {block: ((store.url, block, str(root), attrs["feature_set"], clip), n) for block, n in todo.items()},
+        options={"retry_failed": retry_failed, "file_timeout": file_timeout, "memory_cap": memory_cap},
+        on_finished=finished,
+    )
+    return lost, workers_lost
 
 
 def featurize_block(
@@ -269,6 +215,7 @@ def featurize_block(
     Files are decoded in a sandbox helper, so one that hangs or crashes fails alone. Returns the
     number of rows computed. Errors of single files become FAILED rows.
     """
+    from batchgenre.runner import file_done
     from batchgenre.sandbox import borrowed
 
     store = FeatureStore.open(store_url, mode="r+")
@@ -289,6 +236,7 @@ def featurize_block(
                 rows.status[i], rows.error[i] = DONE, ""
             except Exception as error:  # one bad file never stops the block
                 rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, describe(error)
+            file_done()
     store.write_block(block, rows)
     return len(todo)
 
@@ -311,9 +259,3 @@ def extract_file(root: Path, relpath: str, feature_set: str, clip: Clip, copy: i
             y = load(altered, sr=clip.sr, duration=None)
     return get_feature_set(feature_set).extract(y, sr=clip.sr)
 
-
-def describe(error: Exception) -> str:
-    """A failed row's reason: our own errors speak for themselves, anything else names its type."""
-    if isinstance(error, BatchgenreError):
-        return str(error)
-    return f"unexpected {type(error).__name__}: {error}"

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from batchgenre.classify import Windows, classify_block
 from batchgenre.cluster import connect
 from batchgenre.features import FEATURE_SETS
 from batchgenre.featurize import featurize
+from batchgenre.windows import Windows, classify_block
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 

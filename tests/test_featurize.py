@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.featurize import Clip, discover, featurize_block, select
+from batchgenre.corpus import Clip, discover
+from batchgenre.featurize import featurize_block, select
 from batchgenre.features import get_feature_set
 from batchgenre.reference import tutorial_feature
 from batchgenre.store import DONE, FAILED, PENDING, FeatureStore

@@ -23,7 +23,6 @@ float16), and writes the tag probabilities and penultimate layer of every patch 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -1,0 +1,53 @@
+"""The audio files of a run, shared by featurize and classify: find them, say which part to read, size their blocks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from batchgenre.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
+
+MAX_ROWS_PER_CHUNK = 256
+MIN_ROWS_PER_CHUNK = 4
+BLOCKS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class Clip:
+    """Which audio a row is computed from: ``duration`` s (None: to the end) from ``offset`` s, at ``sr`` Hz."""
+
+    sr: int = SAMPLE_RATE
+    offset: float = 0.0
+    duration: float | None = 30.0
+
+
+def discover(root: Path) -> list[str]:
+    """Audio files under ``root`` as sorted POSIX paths relative to it.
+
+    Hidden files and folders are skipped; symlinked folders are followed once, so loops end.
+    """
+    found: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(folder)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(folder).relative_to(root)
+        found += [
+            (rel / name).as_posix()
+            for name in files
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+        ]
+    return sorted(found)
+
+
+def rows_per_chunk(n_files: int, n_workers: int) -> int:
+    """Enough blocks to keep every worker busy and the bar moving, few enough that scheduling is noise."""
+    wanted = -(-n_files // (BLOCKS_PER_WORKER * max(n_workers, 1)))
+    return int(np.clip(wanted, MIN_ROWS_PER_CHUNK, MAX_ROWS_PER_CHUNK))
