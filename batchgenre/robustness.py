@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre.audio import load
-from batchgenre.errors import BatchgenreError
-from batchgenre.featurize import Clip, describe, featurize
+from batchgenre.corpus import Clip
+from batchgenre.errors import BatchgenreError, describe
+from batchgenre.featurize import featurize
 from batchgenre.store import DONE, FeatureStore
 from batchgenre.variants import VARIANTS, variant_path, write_variant
 
