@@ -43,11 +43,22 @@ def select(root: Path, relpaths: list[str], genres: list[str] | None) -> tuple[l
     A corpus is labelled when every file sits in a genre folder directly under ``root``.
     """
     folder_genres = [genre_of(p) for p in relpaths]
-    labelled = all(g is not None for g in folder_genres)
+    outside = [p for p, g in zip(relpaths, folder_genres) if g is None]
+    labelled = not outside
+    if outside and len(outside) < len(relpaths):
+        # Half a genre layout is most likely a stray file; say so rather than drop every label in silence.
+        log.warning(
+            "%d of %d files are not in a genre folder directly under %s (like %r), so no file is labelled "
+            "by its folder; to label them, move those files into a genre folder (or out) and featurize into a new --out",
+            len(outside), len(relpaths), root, outside[0],
+        )
     if genres is None:
         return relpaths, folder_genres if labelled else [None] * len(relpaths)
     if not labelled:
-        raise BatchgenreError(f"{root}: --genres needs one folder per genre directly under it (like gtzan/rock/x.wav)")
+        raise BatchgenreError(
+            f"{root}: --genres needs every file in a genre folder directly under it (like gtzan/rock/x.wav), "
+            f"but {len(outside)} are not, like {outside[0]!r}"
+        )
     available = sorted(set(folder_genres))
     unknown = [g for g in genres if g not in available]
     if unknown:
@@ -108,22 +119,30 @@ def featurize(
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root)
+    lost, workers_lost = [], []
     with writer_lock(out):
         store = FeatureStore.open(out, mode="r+") if FeatureStore.exists(out) else None
         if store is not None:
             store.check_compatible(attrs)
             if store.attrs.get("root") != str(root):
                 raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
-        with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
-            if store is None:
-                n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-                chunk = rows_per_chunk(len(relpaths), n_workers)
-                store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
+            _say_if_genres_are_ignored(store, genres)
+            # Planned before any cluster starts, so a run with nothing left to do starts none.
             vanished = _plan(store, relpaths, file_genres, root, augment=augment)
             todo = _blocks_to_run(store, retry_failed)
-            lost, workers_lost = _run_blocks(
-                client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap
-            )
+        if store is None or todo:
+            with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
+                if store is None:
+                    n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+                    chunk = rows_per_chunk(len(relpaths), n_workers)
+                    store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
+                    vanished = _plan(store, relpaths, file_genres, root, augment=augment)
+                    todo = _blocks_to_run(store, retry_failed)
+                lost, workers_lost = _run_blocks(
+                    client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap
+                )
+        else:
+            log.info("nothing to do: every file in %s is already featurized", store.url)
 
     status = store.column("status")
     paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
@@ -135,6 +154,17 @@ def featurize(
         store=out, done=int((status == DONE).sum()), failed=failed, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,
     )
+
+
+def _say_if_genres_are_ignored(store: FeatureStore, genres: list[str] | None) -> None:
+    """``--genres`` picks the files to add; it cannot take rows out of a store that already holds other genres."""
+    others = sorted(set(store.genres) - set(genres or store.genres))
+    if others:
+        log.warning(
+            "--genres %s adds only those genres' files; %s already holds %s too, and keeps them "
+            "(train reads the genres its config names: [data] genres)",
+            ",".join(genres), store.url, ", ".join(others),
+        )
 
 
 def _plan(
@@ -183,9 +213,6 @@ def _run_blocks(
     """Run the blocks of ``todo`` (block -> rows to compute); returns the blocks not written and the workers lost."""
     from batchgenre.runner import run_blocks
 
-    if not todo:
-        log.info("nothing to do: every file in %s is already featurized", store.url)
-        return [], []
     attrs = store.attrs
     clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
     log.info("featurizing %d files in %d blocks of up to %d", sum(todo.values()), len(todo), store.rows_per_chunk)

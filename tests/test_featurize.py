@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from batchgenre.corpus import Clip, discover
+from batchgenre.errors import BatchgenreError
 from batchgenre.featurize import featurize_block, select
 from batchgenre.features import get_feature_set
 from batchgenre.reference import tutorial_feature
@@ -196,7 +197,24 @@ def test_rerun_appends_new_files_skips_done_ones_and_reports_vanished(tmp_path):
     assert set(second) == set(first) | {"low/low.00099.wav"}
     for path, (status, _, vector) in first.items():
         np.testing.assert_array_equal(second[path][2], vector)
-    assert run_cli("featurize", corpus, "--out", out, "--workers", "1").stderr.count("nothing to do") == 1
+    rerun = run_cli("featurize", corpus, "--out", out, "--workers", "1").stderr
+    assert rerun.count("nothing to do") == 1 and "Dask cluster" not in rerun, rerun
+
+
+def test_a_stray_file_at_the_root_is_named_not_silently_unlabelling_the_corpus(tmp_path, caplog):
+    assert select(tmp_path, ["rock/a.wav", "loose.wav"], None)[1] == [None, None]
+    assert "1 of 2 files are not in a genre folder directly under" in caplog.text and "'loose.wav'" in caplog.text
+    with pytest.raises(BatchgenreError, match="but 1 are not, like 'loose.wav'"):
+        select(tmp_path, ["rock/a.wav", "loose.wav"], ["rock"])
+
+
+def test_genres_on_a_store_that_holds_more_are_said_to_add_not_remove(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus", per_genre=1, seconds=1)
+    out = tmp_path / "f.zarr"
+    assert run_cli("featurize", corpus, "--out", out, "--workers", "1").returncode == 0
+    result = run_cli("featurize", corpus, "--out", out, "--genres", "low")
+    assert result.returncode == 0 and "nothing to do" in result.stderr
+    assert "--genres low adds only those genres' files" in result.stderr and "holds high, noise too" in result.stderr
 
 
 def test_sigkill_midway_then_rerun_gives_the_uninterrupted_store(tmp_path):
