@@ -23,6 +23,8 @@ from batchgenre.windows import FileWindows, Windows, classify_block, file_window
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path("runs/three_genres/model.keras")
+UNKNOWN = "unknown"  # the genre of a file no genre reaches --min-confidence for
+DEFAULT_MIN_CONFIDENCE = 0.0  # chosen from measured figures; see the README's classify-dir section
 
 
 @dataclass
@@ -49,12 +51,22 @@ def load_classifier(model_path: Path | None):
 
 
 def _probabilities(model, features: np.ndarray) -> np.ndarray:
-    """Class probabilities [shape=(n, genres)] for feature rows [shape=(n, D)]."""
-    return np.asarray(model.predict(features, batch_size=1024, verbose=0), dtype=np.float64)
+    """Class probabilities [shape=(n, genres)] for feature rows [shape=(n, D)].
+
+    One batch, no tf.data pipeline: ``model.predict`` builds one per call, which costs more than
+    a block's few hundred rows and, with deterministic ops on, logs a spurious C++ error line.
+    """
+    return np.asarray(model.predict_on_batch(features), dtype=np.float64)
 
 
-def result_row(item: FileWindows, genres: list[str], probabilities: np.ndarray | None) -> dict:
-    """One results row; ``probabilities`` [shape=(windows, genres)] or None for a failed file."""
+def result_row(
+    item: FileWindows, genres: list[str], probabilities: np.ndarray | None, *, min_confidence: float = 0.0
+) -> dict:
+    """One results row; ``probabilities`` [shape=(windows, genres)] or None for a failed file.
+
+    A file whose top mean probability is below ``min_confidence`` gets the genre ``unknown``; its
+    probabilities are kept.
+    """
     row = {"path": item.path, "windows": 0, "duration": None, "status": "failed", "error": item.error}
     if probabilities is None:
         return {**row, "genre": "", "confidence": None, **{f"p_{g}": None for g in genres}}
@@ -62,7 +74,7 @@ def result_row(item: FileWindows, genres: list[str], probabilities: np.ndarray |
     best = int(np.argmax(mean))
     return {
         **row,
-        "genre": genres[best],
+        "genre": genres[best] if mean[best] >= min_confidence else UNKNOWN,
         "confidence": round(float(mean[best]), 4),
         **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean)},
         "windows": len(probabilities),
@@ -83,6 +95,7 @@ def classify_dir(
     retry_failed: bool = False,
     file_timeout: float = DEFAULT_FILE_TIMEOUT,
     memory_cap: int = DEFAULT_MEMORY_CAP,
+    min_confidence: float = 0.0,
 ) -> Summary:
     """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it."""
     from batchgenre.cluster import connect
@@ -117,7 +130,7 @@ def classify_dir(
                 if error is not None:  # a lost worker: its files get failed rows, the run goes on
                     reason = f"worker failed: {type(error).__name__}: {error}"
                     items = [FileWindows(p, None, error=reason) for p in blocks[block]]
-                _predict_into(table, model, genres, items)
+                _predict_into(table, model, genres, items, min_confidence=min_confidence)
 
             summary.lost_workers = run_blocks(
                 client,
@@ -138,7 +151,7 @@ def classify_dir(
     return summary
 
 
-def _predict_into(table, model, genres: list[str], items: list[FileWindows]) -> None:
+def _predict_into(table, model, genres: list[str], items: list[FileWindows], *, min_confidence: float) -> None:
     """Predict every window of a block in one batch and record one row per file."""
     good = [item.features for item in items if item.features is not None]
     probabilities = _probabilities(model, np.concatenate(good)) if good else None
@@ -147,7 +160,7 @@ def _predict_into(table, model, genres: list[str], items: list[FileWindows]) -> 
         rows = None
         if item.features is not None:
             rows, start = probabilities[start : start + len(item.features)], start + len(item.features)
-        table.add(result_row(item, genres, rows))
+        table.add(result_row(item, genres, rows, min_confidence=min_confidence))
 
 
 def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
@@ -156,26 +169,28 @@ def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
         log.warning("the model learnt from %g s clips; classifying %g s windows may be less accurate", trained, windows.window)
 
 
-def classify_one(source: str, *, model_path: Path | None, windows: Windows = Windows()) -> dict:
+def classify_one(
+    source: str, *, model_path: Path | None, windows: Windows = Windows(), min_confidence: float = 0.0
+) -> dict:
     """Classify one file or URL in this process; returns its results row."""
     model, metadata = load_classifier(model_path)
     _warn_if_windows_differ(metadata, windows)
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:
             path = fetch(source, Path(tmp))
-            return _classify_path(path, model, metadata, windows, name=source)
+            return _classify_path(path, model, metadata, windows, name=source, min_confidence=min_confidence)
     path = Path(source)
     if not path.is_file():
         raise BatchgenreError(f"{source}: no such file")
-    return _classify_path(path, model, metadata, windows, name=source)
+    return _classify_path(path, model, metadata, windows, name=source, min_confidence=min_confidence)
 
 
-def _classify_path(path: Path, model, metadata: dict, windows: Windows, *, name: str) -> dict:
+def _classify_path(path: Path, model, metadata: dict, windows: Windows, *, name: str, min_confidence: float) -> dict:
     started = time.perf_counter()
     item = file_windows(path, name=name, feature_set=metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
     probabilities = _probabilities(model, item.features) if item.features is not None else None
     log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
-    return result_row(item, metadata["genres"], probabilities)
+    return result_row(item, metadata["genres"], probabilities, min_confidence=min_confidence)
 
 
 def fetch(url: str, folder: Path) -> Path:

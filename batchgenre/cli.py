@@ -102,6 +102,26 @@ def _add_clip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=_seconds, default=30.0, help="seconds of audio per file (default 30)")
 
 
+def _probability(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {text!r}") from None
+    if not 0 <= p <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability from 0 to 1, got {text}")
+    return p
+
+
+def _add_confidence_option(p: argparse.ArgumentParser) -> None:
+    from batchgenre.classify import DEFAULT_MIN_CONFIDENCE
+
+    p.add_argument(
+        "--min-confidence", type=_probability, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
+        help="call a file 'unknown' when no genre's mean probability reaches P, keeping the probabilities "
+        f"(default {DEFAULT_MIN_CONFIDENCE:g}; 0 always names a genre)",
+    )
+
+
 def _add_window_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("which audio", "by default every file is cut into windows and their probabilities averaged")
     group.add_argument("--window", type=_seconds, default=30.0, help="window length in seconds (default 30)")
@@ -187,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results.csv"), help="results .csv, .jsonl or .parquet (default results.csv)")
     p.add_argument("--retry-failed", action="store_true", help="classify files that failed before again")
     _add_window_options(p)
+    _add_confidence_option(p)
     _add_cluster_options(p)
     p.set_defaults(run=_classify_dir)
 
@@ -194,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="an audio file, or a URL that yt-dlp can fetch")
     p.add_argument("--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)")
     _add_window_options(p)
+    _add_confidence_option(p)
     p.set_defaults(run=_classify)
 
     p = commands.add_parser("demo", help="run the whole flow on a small corpus it generates (no downloads)")
@@ -313,6 +335,7 @@ def _classify_dir(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
         memory_cap=args.memory_cap,
+        min_confidence=args.min_confidence,
     )
     _print_lost_workers(summary.lost_workers)
     _print_failures(summary.failed, where="the results' error column")
@@ -326,7 +349,7 @@ def _classify(args: argparse.Namespace) -> int:
     if "://" not in args.source and not Path(args.source).is_file():
         raise BatchgenreError(f"{args.source}: no such file")
     _check_model_path(args.model)
-    row = classify_one(args.source, model_path=args.model, windows=_windows(args))
+    row = classify_one(args.source, model_path=args.model, windows=_windows(args), min_confidence=args.min_confidence)
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")
     length = f", {row['duration']} s" if row["duration"] is not None else ""

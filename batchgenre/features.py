@@ -43,6 +43,10 @@ class FeatureSet:
     blocks: tuple[tuple[str, tuple[str, ...]], ...]
     frames: Callable[[np.ndarray, int], dict[str, np.ndarray]] = field(hash=False, repr=False)
     summaries: tuple[str, ...] = SUMMARIES
+    # Whether a new worker computes the set once on noise before its first file: worth it where
+    # librosa's numba kernels would otherwise compile during a real file, not for a set whose
+    # first call only loads weights that most runs never use.
+    warm_up: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.summaries if s not in SUMMARY_FUNCTIONS]
@@ -348,6 +352,7 @@ MUSICNN = FeatureSet(
     blocks=(("musicnn", _numbered(musicnn.PENULTIMATE_UNITS, 3)),),
     frames=musicnn.frames,
     summaries=musicnn.SUMMARIES,
+    warm_up=False,
 )
 
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (TUTORIAL, FAST, ROBUST, MUSICNN)}
