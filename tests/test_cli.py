@@ -20,6 +20,7 @@ from tests.conftest import run_cli
         (["train", "c.toml", "--fold=3"], "batchgenre train: unknown option --fold (did you mean --folds?)"),
         (["featurize", "corpus/", "--augment", "256"], "batchgenre featurize: argument --augment: must be at most 255, got 256"),
         (["featurize"], "batchgenre featurize: the following arguments are required: folder"),
+        (["classify-dir", "music/", "--min-confidence", "1.5"], "batchgenre classify-dir: argument --min-confidence: must be a probability from 0 to 1, got 1.5"),
         (["nosuch"], "batchgenre: argument COMMAND: invalid choice: 'nosuch'"),
     ],
 )

@@ -134,3 +134,14 @@ def test_csv_gives_back_names_that_start_with_an_apostrophe_and_a_formula_charac
     assert set(ResultsTable(out, genres=GENRES).rows) == {"'=x.wav", "=x.wav", "'tis.wav", "-minus.mp3", 'comma, "quotes".wav'}
     cells = set(pandas.read_csv(out)["path"])
     assert {"''=x.wav", "'=x.wav", "'tis.wav", "'-minus.mp3"} <= cells
+
+
+@pytest.mark.parametrize("p_drone, min_confidence, genre", [(0.57, 0.6, "unknown"), (0.61, 0.6, "drone"), (0.2, 0.6, "techno"), (0.5, 0.0, "drone")])
+def test_below_min_confidence_a_file_is_unknown_and_keeps_its_probabilities(p_drone, min_confidence, genre):
+    probabilities = np.array([[p_drone - 0.1, 1.1 - p_drone], [p_drone + 0.1, 0.9 - p_drone]])  # windows average to p_drone
+    row = result_row(
+        FileWindows("a.wav", np.zeros((2, 4), np.float32), duration=60.0), GENRES, probabilities,
+        min_confidence=min_confidence,
+    )
+    assert row["genre"] == genre and row["status"] == "classified"
+    assert row["p_drone"] == pytest.approx(p_drone) and row["confidence"] == pytest.approx(max(p_drone, 1 - p_drone))
