@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import logging
 from dataclasses import dataclass
 from functools import cached_property
@@ -257,13 +258,18 @@ def stream(
     batch_size: int,
     shuffle_seed: int | None = None,
     shuffle_buffer: int = 1024,
+    shuffle_chunks: int = 64,
 ):
-    """A tf.data pipeline of (features, label) batches of store rows ``index``, read one chunk at a time.
+    """A tf.data pipeline of (features, label) batches of store rows ``index``, read whole chunks at a time.
 
-    With a ``shuffle_seed``, every pass (epoch) visits the chunks in a new seeded order and
-    shuffles rows within a buffer of ``shuffle_buffer`` rows; each row comes exactly once per
-    pass. Without one, rows come in the order of ``index``. Memory holds a few chunks and the
-    buffer, never the store.
+    With a ``shuffle_seed``, every pass (epoch) reads the chunks in windows of at least
+    ``shuffle_chunks`` chunks and ``shuffle_buffer`` rows, and shuffles the rows of a window
+    together. A window takes one chunk from each of that many equal stretches of the store
+    (which chunk of a stretch is drawn anew each pass), so every window, and so every batch,
+    holds the genres (and artists, folders, ...) of the whole store in their proportions,
+    however the store orders its rows. Windows come in a seeded random order; each row comes
+    exactly once per pass, the same seed gives the same passes. Without a seed, rows come in
+    the order of ``index``, a chunk at a time. Memory holds about three windows, never the store.
 
     Parameters
     ----------
@@ -286,26 +292,47 @@ def stream(
     chunks, first = np.unique(index // b, return_index=True)
     bounds = np.append(first, len(index))
     features = store.group["features"]
+    per_window = 1 if shuffle_seed is None else max(shuffle_chunks, -(-shuffle_buffer // b))
+    passes = itertools.count()
 
-    def read_chunk(k: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        # One whole chunk per read: zarr decodes whole chunks anyway, so a chunk-aligned slice costs no more.
-        lo, hi = bounds[k], bounds[k + 1]
-        start = chunks[k] * b
-        block = features[start : min(start + b, features.shape[0])]
-        return block[index[lo:hi] - start], labels[lo:hi]
-
-    def read(k):
-        x, y = tf.numpy_function(read_chunk, [k], (tf.float32, tf.int32), stateful=False)
-        x.set_shape((None, n_features))
-        y.set_shape((None,))
+    def read_window(window: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+        # Whole chunks per read: zarr decodes whole chunks anyway, so a chunk-aligned slice costs no more.
+        sizes = bounds[window + 1] - bounds[window]
+        at = np.arange(sizes.sum()) if rng is None else rng.permutation(sizes.sum())
+        x, y = np.empty((len(at), n_features), dtype=np.float32), np.empty(len(at), dtype=np.int32)
+        for k, dest in zip(window, np.split(at, np.cumsum(sizes)[:-1])):
+            lo, hi = bounds[k], bounds[k + 1]
+            start = chunks[k] * b
+            x[dest] = features[start : min(start + b, features.shape[0])][index[lo:hi] - start]
+            y[dest] = labels[lo:hi]
         return x, y
 
-    ds = tf.data.Dataset.range(len(chunks))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(chunks), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-    if shuffle_seed is not None:
-        ds = ds.shuffle(shuffle_buffer, seed=shuffle_seed + 1, reshuffle_each_iteration=True)
-    # unbatch hides the length from Keras, which would then warn at the end of the first epoch.
-    n_batches = -(-len(index) // batch_size)
-    return ds.batch(batch_size).apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
+    def one_pass():
+        rng = None if shuffle_seed is None else np.random.default_rng([shuffle_seed, next(passes)])
+        for window in _windows(len(chunks), per_window=per_window, rng=rng):
+            yield read_window(window, rng)
+
+    spec = (tf.TensorSpec((None, n_features), tf.float32), tf.TensorSpec((None,), tf.int32))
+    # Whole windows cross into TensorFlow, and rebatch cuts them without handling rows one by one;
+    # the window prefetch reads the next window while this one is being consumed.
+    ds = tf.data.Dataset.from_generator(one_pass, output_signature=spec).prefetch(1).rebatch(batch_size)
+    n_batches = -(-len(index) // batch_size)  # from_generator hides the length from Keras
+    return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
+
+
+def _windows(n_chunks: int, *, per_window: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Positions [shape=(k,)] of the chunks read together, window by window; without ``rng``, one chunk a window, in order.
+
+    The chunks are cut into up to ``per_window`` consecutive stretches of ``ceil(n_chunks /
+    per_window)`` chunks (the number of windows); each window gets one chunk of every stretch
+    (the last, shorter stretch has none for some windows), which one drawn at random.
+    """
+    if rng is None:
+        return [np.array([k]) for k in range(n_chunks)]
+    n_windows = -(-n_chunks // min(per_window, n_chunks))
+    n_stretches = -(-n_chunks // n_windows)
+    # Row s of ``window_of`` says which window gets each chunk of stretch s: a permutation of the windows.
+    window_of = np.argsort(rng.random((n_stretches, n_windows)), axis=1).ravel()[:n_chunks]
+    by_window = np.argsort(window_of, kind="stable")
+    windows = np.split(by_window, np.cumsum(np.bincount(window_of, minlength=n_windows))[:-1])
+    return [windows[w] for w in rng.permutation(n_windows)]
