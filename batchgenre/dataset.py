@@ -262,14 +262,14 @@ def stream(
 ):
     """A tf.data pipeline of (features, label) batches of store rows ``index``, read whole chunks at a time.
 
-    With a ``shuffle_seed``, every pass (epoch) reads the chunks in windows of at least
-    ``shuffle_chunks`` chunks and ``shuffle_buffer`` rows, and shuffles the rows of a window
-    together. A window takes one chunk from each of that many equal stretches of the store
-    (which chunk of a stretch is drawn anew each pass), so every window, and so every batch,
-    holds the genres (and artists, folders, ...) of the whole store in their proportions,
-    however the store orders its rows. Windows come in a seeded random order; each row comes
-    exactly once per pass, the same seed gives the same passes. Without a seed, rows come in
-    the order of ``index``, a chunk at a time. Memory holds about three windows, never the store.
+    Rows are read in windows of at least ``shuffle_chunks`` chunks and ``shuffle_buffer`` rows.
+    With a ``shuffle_seed``, a window takes one chunk from each of that many equal stretches of
+    the store (which chunk of a stretch is drawn anew every pass), so every window, and so every
+    batch, holds the genres (and artists, folders, ...) of the whole store in their proportions,
+    however the store orders its rows; the rows of a window are shuffled together and windows
+    come in a seeded random order. Each row comes exactly once per pass (epoch), and the same
+    seed gives the same passes. Without a seed, a window is consecutive chunks and rows come in
+    the order of ``index``. Memory holds about three windows, never the store.
 
     Parameters
     ----------
@@ -292,20 +292,17 @@ def stream(
     chunks, first = np.unique(index // b, return_index=True)
     bounds = np.append(first, len(index))
     features = store.group["features"]
-    per_window = 1 if shuffle_seed is None else max(shuffle_chunks, -(-shuffle_buffer // b))
+    per_window = max(shuffle_chunks, -(-shuffle_buffer // b))
     passes = itertools.count()
 
     def read_window(window: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-        # Whole chunks per read: zarr decodes whole chunks anyway, so a chunk-aligned slice costs no more.
-        sizes = bounds[window + 1] - bounds[window]
-        at = np.arange(sizes.sum()) if rng is None else rng.permutation(sizes.sum())
-        x, y = np.empty((len(at), n_features), dtype=np.float32), np.empty(len(at), dtype=np.int32)
-        for k, dest in zip(window, np.split(at, np.cumsum(sizes)[:-1])):
-            lo, hi = bounds[k], bounds[k + 1]
-            start = chunks[k] * b
-            x[dest] = features[start : min(start + b, features.shape[0])][index[lo:hi] - start]
-            y[dest] = labels[lo:hi]
-        return x, y
+        # One read of the window's rows: zarr fetches and decodes its chunks concurrently, and only those.
+        at = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in np.sort(window)])
+        x = features.get_orthogonal_selection((index[at], slice(None)))
+        if rng is None:
+            return x, labels[at]
+        order = rng.permutation(len(at))
+        return x[order], labels[at[order]]
 
     def one_pass():
         rng = None if shuffle_seed is None else np.random.default_rng([shuffle_seed, next(passes)])
@@ -321,15 +318,18 @@ def stream(
 
 
 def _windows(n_chunks: int, *, per_window: int, rng: np.random.Generator | None) -> list[np.ndarray]:
-    """Positions [shape=(k,)] of the chunks read together, window by window; without ``rng``, one chunk a window, in order.
+    """Positions [shape=(k,)] of the chunks read together, window by window, ``k <= per_window``.
 
-    The chunks are cut into up to ``per_window`` consecutive stretches of ``ceil(n_chunks /
-    per_window)`` chunks (the number of windows); each window gets one chunk of every stretch
-    (the last, shorter stretch has none for some windows), which one drawn at random.
+    Without ``rng``: consecutive chunks, in order. With it: the chunks are cut into up to
+    ``per_window`` consecutive stretches of ``ceil(n_chunks / per_window)`` chunks (the number of
+    windows); each window gets one chunk of every stretch (the last, shorter stretch has none for
+    some windows), which one drawn at random, and the windows come in random order.
     """
-    if rng is None:
-        return [np.array([k]) for k in range(n_chunks)]
+    if n_chunks == 0:
+        return []
     n_windows = -(-n_chunks // min(per_window, n_chunks))
+    if rng is None:
+        return np.array_split(np.arange(n_chunks), n_windows)
     n_stretches = -(-n_chunks // n_windows)
     # Row s of ``window_of`` says which window gets each chunk of stretch s: a permutation of the windows.
     window_of = np.argsort(rng.random((n_stretches, n_windows)), axis=1).ravel()[:n_chunks]

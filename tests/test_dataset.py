@@ -256,6 +256,8 @@ def test_a_window_takes_one_chunk_from_each_stretch_of_the_store(n_chunks, per_w
         assert len(w) >= -(-n_chunks // stretch) - 1  # and a chunk of every full stretch
     again = _windows(n_chunks, per_window=per_window, rng=np.random.default_rng(1))
     assert n_chunks <= per_window or not all(np.array_equal(a, b) for a, b in zip(windows, again))
+    in_order = _windows(n_chunks, per_window=per_window, rng=None)
+    assert np.array_equal(np.concatenate(in_order), np.arange(n_chunks)) and all(len(w) <= per_window for w in in_order)
 
 
 def genre_ordered_store(url: Path, *, genres: int, per_genre: int, rows_per_chunk: int) -> tuple[FeatureStore, np.ndarray]:
@@ -316,18 +318,25 @@ def test_the_stream_carries_the_right_labels_and_features(store):
     assert np.array_equal(in_order[:, 0].astype(int), rows.index)
 
 
-def test_the_stream_reads_only_the_chunks_that_hold_its_rows(store, monkeypatch):
-    import zarr
+@pytest.mark.parametrize("seed", [None, 3])
+def test_the_stream_reads_only_the_chunks_that_hold_its_rows(store, monkeypatch, seed):
+    from zarr.storage import LocalStore
 
     read = []
-    original = zarr.Array.__getitem__
+    original = LocalStore.get
 
-    def spy(self, selection):
-        if self.path.endswith("features"):
-            read.append((selection.start, selection.stop))
-        return original(self, selection)
+    async def spy(self, key, *args, **kwargs):
+        if key.startswith("features/c/"):
+            read.append(key)
+        return await original(self, key, *args, **kwargs)
 
-    monkeypatch.setattr(zarr.Array, "__getitem__", spy)
+    monkeypatch.setattr(LocalStore, "get", spy)
     index = np.array([0, 1, 15, 16, 20])  # chunks 0, 2 (14-20) only
-    list(stream(store, index, np.zeros(5, dtype=np.int32), batch_size=2).as_numpy_iterator())
-    assert sorted(read) == [(0, 7), (14, 21)]
+    batches = list(stream(store, index, np.zeros(5, dtype=np.int32), batch_size=2, shuffle_seed=seed).as_numpy_iterator())
+    assert sorted(read) == ["features/c/0/0", "features/c/2/0"]
+    assert sorted(np.concatenate([x[:, 0] for x, _ in batches]).astype(int).tolist()) == index.tolist()
+
+
+def test_an_empty_stream_has_no_batches(store):
+    for seed in (None, 0):
+        assert list(stream(store, np.array([], dtype=np.int64), np.array([]), batch_size=4, shuffle_seed=seed)) == []
