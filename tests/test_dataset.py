@@ -221,14 +221,17 @@ def epoch_rows(dataset) -> list[np.ndarray]:
     "rows_per_chunk, batch_size, buffer, chunks",
     [(7, 5, 1024, 64), (4, 16, 3, 2), (64, 1, 10, 64), (1, 8, 8, 4), (3, 4, 1, 1)],
 )
-def test_the_stream_yields_each_training_row_exactly_once_per_epoch(tmp_path, rows_per_chunk, batch_size, buffer, chunks):
+def test_the_stream_yields_each_training_row_exactly_once_per_epoch(
+    tmp_path, rows_per_chunk, batch_size, buffer, chunks
+):
     store = make_store(tmp_path / "f.zarr", rows_per_chunk=rows_per_chunk, failed=(4, 31))
     rows = select_rows(store, genres="all")
     train = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0).train
 
     def shuffled():
+        labels = rows.labels_of(train)
         return stream(
-            store, train, rows.labels_of(train), batch_size=batch_size, shuffle_seed=5, shuffle_buffer=buffer, shuffle_chunks=chunks
+            store, train, labels, batch_size=batch_size, shuffle_seed=5, shuffle_buffer=buffer, shuffle_chunks=chunks
         )
 
     dataset, orders = shuffled(), []
@@ -240,7 +243,8 @@ def test_the_stream_yields_each_training_row_exactly_once_per_epoch(tmp_path, ro
         orders.append(seen)
     assert not np.array_equal(orders[0], orders[1])  # shuffled anew every epoch
     fresh = shuffled()
-    assert all(np.array_equal(np.concatenate(epoch_rows(fresh)), order) for order in orders)  # the same run for the same seed
+    # The same run for the same seed.
+    assert all(np.array_equal(np.concatenate(epoch_rows(fresh)), order) for order in orders)
 
 
 @pytest.mark.parametrize("n_chunks, per_window", [(1, 64), (9, 64), (10, 3), (160, 64), (391, 64), (100, 7), (5, 1)])
@@ -260,9 +264,15 @@ def test_a_window_takes_one_chunk_from_each_stretch_of_the_store(n_chunks, per_w
     assert np.array_equal(np.concatenate(in_order), np.arange(n_chunks)) and all(len(w) <= per_window for w in in_order)
 
 
-def genre_ordered_store(url: Path, *, genres: int, per_genre: int, rows_per_chunk: int) -> tuple[FeatureStore, np.ndarray]:
-    """A store whose rows are planned genre by genre, as sorted genre folders plan them; random features, column 0 the row number."""
-    store = FeatureStore.create(str(url), attrs={"genres": [f"g{i}" for i in range(genres)]}, n_features=4, rows_per_chunk=rows_per_chunk)
+def genre_ordered_store(
+    url: Path, *, genres: int, per_genre: int, rows_per_chunk: int
+) -> tuple[FeatureStore, np.ndarray]:
+    """A store whose rows are planned genre by genre, as sorted genre folders plan them, and their labels.
+
+    Features are random, 4 a row, but column 0 holds the row number.
+    """
+    attrs = {"genres": [f"g{i}" for i in range(genres)]}
+    store = FeatureStore.create(str(url), attrs=attrs, n_features=4, rows_per_chunk=rows_per_chunk)
     labels = np.repeat(np.arange(genres, dtype=np.int32), per_genre)
     store.plan_rows([f"g{g}/{i:05d}.wav" for i, g in enumerate(labels)], labels.tolist())
     rng = np.random.default_rng(0)
@@ -270,13 +280,15 @@ def genre_ordered_store(url: Path, *, genres: int, per_genre: int, rows_per_chun
         start, stop = store.block_bounds(block)
         x = rng.normal(size=(stop - start, 4)).astype(np.float32)
         x[:, 0] = np.arange(start, stop)
-        store.write_block(block, BlockRows(x, np.full(stop - start, DONE, np.uint8), np.full(stop - start, "", dtype=object)))
+        done, no_error = np.full(stop - start, DONE, np.uint8), np.full(stop - start, "", dtype=object)
+        store.write_block(block, BlockRows(x, done, no_error))
     return store, labels
 
 
 @pytest.fixture(scope="module")
 def genre_ordered(tmp_path_factory) -> tuple[FeatureStore, np.ndarray]:
-    return genre_ordered_store(tmp_path_factory.mktemp("genres") / "g.zarr", genres=10, per_genre=1024, rows_per_chunk=64)
+    url = tmp_path_factory.mktemp("genres") / "g.zarr"
+    return genre_ordered_store(url, genres=10, per_genre=1024, rows_per_chunk=64)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -305,7 +317,8 @@ def test_every_batch_mixes_the_genres_as_the_store_does_however_the_store_orders
                     genres.append(len(np.unique(y)))
             assert np.array_equal(np.sort(np.concatenate(seen)), np.arange(len(labels)))
         assert np.mean(chi2) < 1.5 * 9, f"batch {batch_size}: mean chi-square {np.mean(chi2):.1f}"
-        assert np.mean(genres) >= least_mean and min(genres) >= least, f"batch {batch_size}: {np.mean(genres):.2f} genres, min {min(genres)}"
+        mix = f"batch {batch_size}: {np.mean(genres):.2f} genres, min {min(genres)}"
+        assert np.mean(genres) >= least_mean and min(genres) >= least, mix
 
 
 def test_the_stream_carries_the_right_labels_and_features(store):
@@ -332,7 +345,8 @@ def test_the_stream_reads_only_the_chunks_that_hold_its_rows(store, monkeypatch,
 
     monkeypatch.setattr(LocalStore, "get", spy)
     index = np.array([0, 1, 15, 16, 20])  # chunks 0, 2 (14-20) only
-    batches = list(stream(store, index, np.zeros(5, dtype=np.int32), batch_size=2, shuffle_seed=seed).as_numpy_iterator())
+    dataset = stream(store, index, np.zeros(5, dtype=np.int32), batch_size=2, shuffle_seed=seed)
+    batches = list(dataset.as_numpy_iterator())
     assert sorted(read) == ["features/c/0/0", "features/c/2/0"]
     assert sorted(np.concatenate([x[:, 0] for x, _ in batches]).astype(int).tolist()) == index.tolist()
 
