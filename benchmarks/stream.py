@@ -16,6 +16,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -64,7 +65,8 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
     """Print the three timings and their ratio for one batch size.
 
     The streamed and in-memory epochs alternate, so that a change in the machine's load falls on
-    both; the ratio is the median of each pair's.
+    both; the ratios are the medians of each pair's, in wall time and in this process's CPU time
+    (which a loaded machine disturbs less).
     """
     from batchgenre.backend import seed_everything
     from batchgenre.model import build_model
@@ -72,6 +74,7 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
     index = np.arange(rows)
     labels = store.column("label").astype(np.int32)
     seed_everything(0)
+    start = peak_mib()
     model = build_model(
         n_genres=10,
         feature_names=store.attrs["feature_names"],
@@ -79,7 +82,6 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
         train=TrainConfig(batch_size=batch_size),
         adapt_data=stream(store, index, labels, batch_size=4096),
     )
-    start = peak_mib()
     ds = stream(store, index, labels, batch_size=batch_size, shuffle_seed=0, shuffle_buffer=4096)
     read_only = median_seconds(lambda: sum(1 for _ in ds), repeats=repeats)
     model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace the graph once
@@ -95,20 +97,29 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
     def from_memory():
         model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
 
-    pairs = [(median_seconds(streamed, repeats=1), median_seconds(from_memory, repeats=1)) for _ in range(repeats)]
-    fit_streamed, fit_memory = (statistics.median(times) for times in zip(*pairs))
+    pairs = [(cost(streamed), cost(from_memory)) for _ in range(repeats)]
+    fit_streamed, fit_memory = (statistics.median(wall for wall, _ in costs) for costs in zip(*pairs))
     for what, seconds in (
         ("stream alone (read, shuffle, batch)", read_only),
         ("fit, streamed from the store", fit_streamed),
         ("fit, from arrays in memory", fit_memory),
     ):
         print(f"{batch_size:>5} {what:<40} {seconds:>8.2f} {rows / seconds:>10.0f}")
-    ratio = statistics.median(s / m for s, m in pairs)
+    ratio = statistics.median(s[0] / m[0] for s, m in pairs)
+    cpu_ratio = statistics.median(s[1] / m[1] for s, m in pairs)
     print(
-        f"{batch_size:>5} streamed / in memory: {ratio:.2f}x the time; peak memory grew {streaming - start:.0f} MiB "
+        f"{batch_size:>5} streamed / in memory: {ratio:.2f}x the time, {cpu_ratio:.2f}x the CPU time; "
+        f"peak memory grew {streaming - start:.0f} MiB "
         f"while streaming, then {in_memory - streaming:.0f} MiB for the arrays ({x.nbytes / 2**20:.0f} MiB)",
         flush=True,
     )
+
+
+def cost(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, all its threads) of one call of ``run``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def peak_mib() -> float:
