@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import itertools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -299,24 +300,34 @@ def stream(
     per_window = max(shuffle_chunks, -(-shuffle_buffer // b))
     passes = itertools.count()
 
-    def read_window(window: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    def read_window(window: np.ndarray, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
         # One read of the window's rows: zarr fetches and decodes its chunks concurrently, and only those.
         at = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in np.sort(window)])
         x = features.get_orthogonal_selection((index[at], slice(None)))
-        if rng is None:
+        if seed < 0:  # in order
             return x, labels[at]
-        order = rng.permutation(len(at))
+        order = np.random.default_rng(seed).permutation(len(at))
         return x[order], labels[at[order]]
 
     def one_pass():
         rng = None if shuffle_seed is None else np.random.default_rng([shuffle_seed, next(passes)])
-        for window in _windows(len(chunks), per_window=per_window, rng=rng):
-            yield read_window(window, rng)
+        windows = _windows(len(chunks), per_window=per_window, rng=rng)
+        seeds = np.full(len(windows), -1) if rng is None else rng.integers(2**62, size=len(windows))
+        # The next window is read in a thread of our own while TensorFlow cuts this one into batches:
+        # with op determinism on (backend.tensorflow), tf.data runs a map of Python code one call at a time.
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            ahead = None
+            for window, seed in zip(windows, seeds):
+                read = reader.submit(read_window, window, seed)
+                if ahead is not None:
+                    yield ahead.result()
+                ahead = read
+            if ahead is not None:
+                yield ahead.result()
 
     spec = (tf.TensorSpec((None, n_features), tf.float32), tf.TensorSpec((None,), tf.int32))
-    # Whole windows cross into TensorFlow, and rebatch cuts them without handling rows one by one;
-    # the window prefetch reads the next window while this one is being consumed.
-    ds = tf.data.Dataset.from_generator(one_pass, output_signature=spec).prefetch(1).rebatch(batch_size)
+    # Whole windows cross into TensorFlow, and rebatch cuts them without handling rows one by one.
+    ds = tf.data.Dataset.from_generator(one_pass, output_signature=spec).rebatch(batch_size)
     n_batches = -(-len(index) // batch_size)  # from_generator hides the length from Keras
     return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
 
