@@ -1,19 +1,22 @@
 """One training epoch streamed from the zarr store against the same epoch from arrays held in memory.
 
-    python benchmarks/stream.py --rows 100000
+    python -m benchmarks.stream --rows 100000
 
 Builds a store of ``--rows`` random tutorial-sized rows (498 float32 values, 256 rows a chunk),
-then times, as medians over ``--repeats``: reading every row through the tf.data stream alone,
-one epoch of the tutorial model fed by that stream, and one epoch fed by NumPy arrays with
-Keras's own shuffling. The in-memory run needs every row in memory; the stream a few chunks.
+then times, for each ``--batch-size`` (32 and 256 by default), as medians over ``--repeats``:
+reading every row through the tf.data stream alone, one epoch of the tutorial model fed by that
+stream, and one epoch fed by NumPy arrays with Keras's own shuffling. The in-memory run needs
+every row in memory; the stream about three windows of 64 chunks.
 """
 
 from __future__ import annotations
 
 import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -44,53 +47,84 @@ def make_store(url: str, *, rows: int, genres: int = 10) -> FeatureStore:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--rows", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, nargs="+", default=[32, 256])
     args = p.parse_args()
-
-    from batchgenre.backend import seed_everything
-    from batchgenre.model import build_model
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         store = make_store(str(Path(tmp, "bench.zarr")), rows=args.rows)
         made = time.perf_counter() - started
-        index = np.arange(args.rows)
-        labels = store.column("label").astype(np.int32)
-        seed_everything(0)
+        print(f"# {args.rows} rows x 498 float32, {ROWS_PER_CHUNK} rows a chunk; {machine()}")
+        print(f"store written in {made:.1f} s")
+        print(f"{'batch':>5} {'what':<40} {'s/epoch':>8} {'rows/s':>10}")
+        for batch_size in args.batch_size:
+            epoch(store, rows=args.rows, batch_size=batch_size, repeats=args.repeats)
 
-        def streamed():
-            return stream(store, index, labels, batch_size=args.batch_size, shuffle_seed=0, shuffle_buffer=4096)
 
-        model = build_model(
-            n_genres=10,
-            feature_names=store.attrs["feature_names"],
-            model=ModelConfig(),
-            train=TrainConfig(batch_size=args.batch_size),
-            adapt_data=stream(store, index, labels, batch_size=4096),
-        )
-        ds = streamed()
-        read_only = median_seconds(lambda: sum(1 for _ in ds), repeats=args.repeats)
-        model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace the graph once
-        fit_streamed = median_seconds(lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False), repeats=args.repeats)
+def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> None:
+    """Print the three timings and their ratio for one batch size.
 
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        x = read_features(store, index)
-        model.fit(x, labels, batch_size=args.batch_size, epochs=1, verbose=0)
-        fit_memory = median_seconds(
-            lambda: model.fit(x, labels, batch_size=args.batch_size, epochs=1, verbose=0, shuffle=True), repeats=args.repeats
-        )
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    The streamed and in-memory epochs alternate, so that a change in the machine's load falls on
+    both; the ratios are the medians of each pair's, in wall time and in this process's CPU time
+    (which a loaded machine disturbs less).
+    """
+    from batchgenre.backend import seed_everything
+    from batchgenre.model import build_model
 
-    print(f"# {args.rows} rows x 498 float32 ({x.nbytes / 2**20:.0f} MiB), batch {args.batch_size}; {machine()}")
-    print(f"store written in {made:.1f} s")
-    print(f"{'what':<40} {'s/epoch':>8} {'rows/s':>10}")
+    index = np.arange(rows)
+    labels = store.column("label").astype(np.int32)
+    seed_everything(0)
+    start = peak_mib()
+    model = build_model(
+        n_genres=10,
+        feature_names=store.attrs["feature_names"],
+        model=ModelConfig(),
+        train=TrainConfig(batch_size=batch_size),
+        adapt_data=stream(store, index, labels, batch_size=4096),
+    )
+    ds = stream(store, index, labels, batch_size=batch_size, shuffle_seed=0, shuffle_buffer=4096)
+    read_only = median_seconds(lambda: sum(1 for _ in ds), repeats=repeats)
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace the graph once
+    streaming = peak_mib()
+
+    x = read_features(store, index)
+    model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0)
+    in_memory = peak_mib()
+
+    def streamed():
+        model.fit(ds, epochs=1, verbose=0, shuffle=False)
+
+    def from_memory():
+        model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
+
+    pairs = [(cost(streamed), cost(from_memory)) for _ in range(repeats)]
+    fit_streamed, fit_memory = (statistics.median(wall for wall, _ in costs) for costs in zip(*pairs))
     for what, seconds in (
         ("stream alone (read, shuffle, batch)", read_only),
         ("fit, streamed from the store", fit_streamed),
         ("fit, from arrays in memory", fit_memory),
     ):
-        print(f"{what:<40} {seconds:>8.2f} {args.rows / seconds:>10.0f}")
-    print(f"streamed / in memory: {fit_streamed / fit_memory:.2f}x the time; peak memory grew {after - before:.0f} MiB for the arrays")
+        print(f"{batch_size:>5} {what:<40} {seconds:>8.2f} {rows / seconds:>10.0f}")
+    ratio = statistics.median(s[0] / m[0] for s, m in pairs)
+    cpu_ratio = statistics.median(s[1] / m[1] for s, m in pairs)
+    print(
+        f"{batch_size:>5} streamed / in memory: {ratio:.2f}x the time, {cpu_ratio:.2f}x the CPU time; "
+        f"peak memory grew {streaming - start:.0f} MiB "
+        f"while streaming, then {in_memory - streaming:.0f} MiB for the arrays ({x.nbytes / 2**20:.0f} MiB)",
+        flush=True,
+    )
+
+
+def cost(run: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, all its threads) of one call of ``run``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory so far (it only grows: each figure is a growth over the last)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
