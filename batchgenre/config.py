@@ -255,7 +255,9 @@ class TrainConfig:
         False, _boolean,
         "after the run on train rows, fit a fresh model on train + validation rows for the epoch count kept",
     )
-    shuffle_buffer: int = _key(1024, _integer(1), "rows in the shuffle buffer")
+    shuffle_buffer: int = _key(
+        1024, _integer(1), "rows read and shuffled together, at least (the stream reads up to 64 chunks at a time)"
+    )
     baseline: bool = _key(True, _boolean, "also fit the logistic-regression baseline on the same rows")
     robustness: bool = _key(
         False, _boolean,
