@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from batchgenre.config import Config, SplitConfig
-from batchgenre.dataset import Split
+from batchgenre.dataset import Rows, Split
 from batchgenre.fit import Scored, Tested
 from batchgenre.robustness import ORIGINAL
 from batchgenre.variants import VARIANTS
@@ -41,6 +41,42 @@ def accuracy_metrics(
     if mode is Mode.FOLDS:
         return _folds_metrics(tested, splits, saved_split, config, baseline=baseline)
     return _split_metrics(tested[0], saved_split, grouped=bool(config.split.groups), baseline=baseline)
+
+
+def several_groups_metrics(mode: Mode, tested: list[Tested], *, rows: Rows, splits: list[Split]) -> dict[str, Any]:
+    """Test accuracy of the model and the baseline on the genres whose rows come from more than one group.
+
+    A grouped split tests every genre on groups (artists) its model never heard, but a genre of
+    one group has then never been heard at all on its test side: its rows measure nothing but
+    failure. The genres of several groups are the ones the figure can speak for.
+    """
+    several = [i for i, _ in enumerate(rows.genres) if len(np.unique(rows.group[rows.label == i])) > 1]
+    report: dict[str, Any] = {
+        "genres": [rows.genres[i] for i in several],
+        "single_group_genres": [g for i, g in enumerate(rows.genres) if i not in several],
+    }
+    scored = [t for t in tested if np.isin(t.y_true, several).any()]
+    if not scored:
+        return report
+
+    def accuracy(t: Tested, predicted: np.ndarray) -> float:
+        kept = np.isin(t.y_true, several)
+        return float(np.mean(predicted[kept] == t.y_true[kept]))
+
+    who = {"model": lambda t: t.y_pred}
+    if scored[0].baseline_pred is not None:
+        who["baseline"] = lambda t: t.baseline_pred
+    for name, predicted in who.items():
+        if mode is Mode.FOLDS:
+            report[name] = fold_summary("accuracy", [accuracy(t, predicted(t)) for t in scored], held_out_share(splits))
+        else:
+            t = scored[0]
+            kept = np.isin(t.y_true, several)
+            report[name] = {
+                "accuracy": accuracy(t, predicted(t)),
+                "accuracy_ci95": binomial_interval(predicted(t)[kept] == t.y_true[kept]),
+            }
+    return report
 
 
 def held_out_share(splits: list[Split]) -> float:

@@ -155,6 +155,13 @@ def summary_table(metrics: dict[str, Any]) -> str:
         for name, m in rows:
             lo, hi = m["accuracy_ci95"]
             lines.append(f"  {name:<16} {m['accuracy']:>6.3f}  [{lo:.3f}, {hi:.3f}]")
+    several = metrics.get("several_groups", {})
+    if "model" in several:
+        key = mode.accuracy_key
+        figures = ", ".join(f"{w} {several[w][key]:.3f}" for w in ("model", "baseline") if w in several)
+        lines += ["", f"on the genres of several groups ({', '.join(several['genres'])}): {figures}"]
+    if several.get("single_group_genres"):
+        lines.append(f"  one group only, so never tested on an unheard one: {', '.join(several['single_group_genres'])}")
     if "robustness" in metrics:
         lines += ["", _robustness_table(metrics["robustness"], mode)]
     return "\n".join(lines)

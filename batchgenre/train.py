@@ -17,7 +17,7 @@ from typing import Any
 from batchgenre.config import Config, SplitConfig, check_feature_set
 from batchgenre.dataset import Rows, Split, cross_validation, final_split, select_rows, split_rows, with_groups
 from batchgenre.errors import BatchgenreError
-from batchgenre.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics
+from batchgenre.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
 from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
 from batchgenre.fit import Tested, describe_baseline, fit_and_test, fit_classifier
 from batchgenre.robustness import featurize_variants
@@ -85,6 +85,8 @@ def train(config: Config, *, force: bool = False) -> Report:
     if variants is not None:
         _warn_of_unscored_variants(tested)
         metrics["robustness"] = robustness_metrics(mode, tested, splits=splits)
+    if rows.group is not None:
+        metrics["several_groups"] = several_groups_metrics(mode, tested, rows=rows, splits=splits)
     metrics.update(per_genre(tested, genres=rows.genres))
     metrics.update(run_facts(mode=mode, config=config, store=store, rows=rows, saved=saved, tested=tested))
     write_outputs(run_dir, mode=mode, config=config, store=store, saved=saved, tested=tested, metrics=metrics)

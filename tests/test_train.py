@@ -242,6 +242,25 @@ def test_groups_from_the_command_line_reach_the_splits_and_the_metrics(tmp_path,
     assert "stratified group 3-fold" in capsys.readouterr().out
 
 
+def test_grouped_figures_speak_for_the_genres_of_several_groups(tmp_path, capsys):
+    store = make_store(tmp_path / "f.zarr", per_genre=12)
+    paths = sorted({str(p) for p in store.column("path")})
+    # Every "low" file is one artist, as every gtzan-mini blues clip is John Lee Hooker.
+    groups = {p: "one artist" if p.startswith("low/") else f"artist {i // 3}" for i, p in enumerate(paths)}
+    (tmp_path / "artists.csv").write_text("path,group\n" + "".join(f'"{p}",{g}\n' for p, g in groups.items()))
+    (tmp_path / "run.toml").write_text("[train]\nepochs = 12\n")
+    args = ["--store", store.url, "--groups", str(tmp_path / "artists.csv"), "--folds", "3", "--repeats", "1"]
+    assert cli.main(["train", str(tmp_path / "run.toml"), *args, "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    several = metrics["several_groups"]
+    assert several["genres"] == ["high", "noise"] and several["single_group_genres"] == ["low"]
+    # The low rows sit in one fold's test side alone, and that fold's model never saw a low row.
+    assert metrics["per_genre"]["low"]["recall"] == 0.0
+    assert several["model"]["accuracy_mean"] > metrics["accuracy_mean"]
+    out = capsys.readouterr().out
+    assert "on the genres of several groups (high, noise): model" in out and "one group only" in out
+
+
 def test_a_failed_row_is_left_out(separable, one_split):
     _, report = one_split
     assert report.metrics["rows"] == 59  # 60 planned, row 4 failed
