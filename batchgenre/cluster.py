@@ -60,6 +60,26 @@ def warm_up() -> None:
             fs.extract(y, sr=22050)
 
 
+_interrupted = threading.Event()
+
+
+def on_ctrl_c(signum: int, frame) -> None:
+    """The command line's SIGINT handler: remember the Ctrl-C, then raise KeyboardInterrupt as Python would.
+
+    Python drops an exception raised while it runs a finalizer or a weakref callback (an import
+    lock's, say, while distributed imports its modules), and a Ctrl-C landing there would be
+    lost; :func:`stop_if_interrupted` acts on it at the next safe point instead.
+    """
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def stop_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C came and was swallowed on its way."""
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["distributed.Client"]:
     """A Client on a new LocalCluster of ``workers`` single-threaded processes, or on ``scheduler``.
@@ -97,6 +117,7 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
         cluster = stack.enter_context(_start_local(workers))
         client = stack.enter_context(Client(cluster))
         log.info("started a local Dask cluster of %d workers; dashboard: %s", workers, client.dashboard_link)
+        stop_if_interrupted()
         yield client
 
 

@@ -52,7 +52,7 @@ def run_blocks(
     """
     from distributed import as_completed
 
-    from batchgenre.cluster import lost_workers
+    from batchgenre.cluster import lost_workers, stop_if_interrupted
     from batchgenre.progress import Progress
 
     files = {key: n for key, (_, n) in blocks.items()}
@@ -93,6 +93,7 @@ def run_blocks(
                     result, error = None, failure
                 on_finished(key, result, error)
                 count(key, to_end=True)
+                stop_if_interrupted()
         finally:
             client.unsubscribe_topic(FILE_DONE_TOPIC)
     return lost_workers(client, since=started)
