@@ -21,11 +21,14 @@ FORMATS = [".csv", ".jsonl", ".parquet"]
 def classified(path: str, p_drone: float, *, windows: int = 1) -> dict:
     """The row classify makes for a file whose windows average to ``p_drone``."""
     probabilities = np.tile([p_drone, 1 - p_drone], (windows, 1))
-    return result_row(FileWindows(path, np.zeros((windows, 4), np.float32), duration=30.0 * windows), GENRES, probabilities)
+    return result_row(
+        FileWindows(path, np.zeros((windows, 4), np.float32), duration=30.0 * windows), GENRES, probabilities,
+        min_confidence=0.0,
+    )
 
 
 def failed(path: str) -> dict:
-    return result_row(FileWindows(path, None, error="not an audio file (decoder: Invalid data)"), GENRES, None)
+    return result_row(FileWindows(path, None, error="not an audio file (decoder: Invalid data)"), GENRES, None, min_confidence=0.0)
 
 
 def read_back(out: Path):
