@@ -6,7 +6,6 @@ import argparse
 import difflib
 import logging
 import re
-import signal
 import sys
 import warnings
 from pathlib import Path
@@ -395,19 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     log.propagate = False
     warnings.filterwarnings("ignore", message="Port .* is already in use")
-    from batchgenre.cluster import on_ctrl_c
+    from batchgenre.cluster import ctrl_c_handled
 
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
-        return args.run(args)
+        with ctrl_c_handled():
+            return args.run(args)
     except BatchgenreError as error:
         print(f"batchgenre: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("batchgenre: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

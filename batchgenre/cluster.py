@@ -61,23 +61,47 @@ def warm_up() -> None:
 
 
 _interrupted = threading.Event()
+_clients_live = 0  # connect() blocks open: a Ctrl-C then waits for a safe point
 
 
-def on_ctrl_c(signum: int, frame) -> None:
-    """The command line's SIGINT handler: remember the Ctrl-C, then raise KeyboardInterrupt as Python would.
+def _on_ctrl_c(signum: int, frame) -> None:
+    """SIGINT: remember it; raise KeyboardInterrupt at once unless a Dask client is live.
 
-    Python drops an exception raised while it runs a finalizer or a weakref callback (an import
-    lock's, say, while distributed imports its modules), and a Ctrl-C landing there would be
-    lost; :func:`stop_if_interrupted` acts on it at the next safe point instead.
+    An interrupt raised inside one of distributed's blocking client calls leaves it half
+    cancelled (it logs a NameError traceback from its own cancel callback), and Python drops one
+    raised inside a finalizer; so while a client is live the run stops at the next safe point,
+    :func:`stop_if_interrupted`, and closes its cluster in the ordinary way.
     """
     _interrupted.set()
-    raise KeyboardInterrupt
+    if not _clients_live:
+        raise KeyboardInterrupt
 
 
 def stop_if_interrupted() -> None:
-    """Raise KeyboardInterrupt if a Ctrl-C came and was swallowed on its way."""
+    """Raise KeyboardInterrupt if Ctrl-C was pressed: called where a run can stop cleanly."""
     if _interrupted.is_set():
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def ctrl_c_handled() -> Iterator[None]:
+    """Install the command line's Ctrl-C handling (main thread only) for the block, and forget earlier presses."""
+    _interrupted.clear()
+    previous = signal.signal(signal.SIGINT, _on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _client_live() -> Iterator[None]:
+    global _clients_live
+    _clients_live += 1
+    try:
+        yield
+    finally:
+        _clients_live -= 1
 
 
 @contextlib.contextmanager
@@ -86,6 +110,14 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
 
     Yields the client; the local cluster, if one was started, is closed on exit.
     """
+    with _client_live():
+        with _connected(workers=workers, scheduler=scheduler) as client:
+            stop_if_interrupted()
+            yield client
+
+
+@contextlib.contextmanager
+def _connected(*, workers: int, scheduler: str | None) -> Iterator["distributed.Client"]:
     from distributed import Client
 
     if scheduler is not None:
@@ -117,7 +149,6 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
         cluster = stack.enter_context(_start_local(workers))
         client = stack.enter_context(Client(cluster))
         log.info("started a local Dask cluster of %d workers; dashboard: %s", workers, client.dashboard_link)
-        stop_if_interrupted()
         yield client
 
 
@@ -159,18 +190,14 @@ def _start_local(workers: int) -> Iterator["distributed.LocalCluster"]:
         builder.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, saved)
-    try:
-        builder.join()
-    except KeyboardInterrupt:
-        # Let the start finish, through more Ctrl-Cs too, so that the whole cluster can be closed.
-        while builder.is_alive():
-            with contextlib.suppress(KeyboardInterrupt):
-                builder.join()
-        if "cluster" in built:
-            built["cluster"].close()
-        raise
+    # A Ctrl-C meanwhile is only noted (a client is live, see _on_ctrl_c): the start finishes, so
+    # that the whole cluster can be closed.
+    builder.join()
     if "error" in built:
         raise built["error"]
+    if _interrupted.is_set():
+        built["cluster"].close()
+        raise KeyboardInterrupt
     with built["cluster"] as cluster:
         yield cluster
 
