@@ -90,7 +90,7 @@ def load(
         if not blocks:
             raise DecodeError(_no_audio(offset, source))
         native = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
-        return _resample(native, sr_native=source.samplerate, sr=sr)
+        return resample(native, sr_native=source.samplerate, sr=sr)
 
 
 def probe_duration(path: str | os.PathLike) -> float:
@@ -195,7 +195,7 @@ def iter_windows(
             native = held[0][:width]
             if k > 0 and len(native) < width / 2:
                 return
-            yield start, _resample(native, sr_native=sr_native, sr=sr)
+            yield start, resample(native, sr_native=sr_native, sr=sr)
             if held_to <= b:
                 return
 
@@ -231,7 +231,7 @@ def _downmix(y: np.ndarray) -> np.ndarray:
     return y @ np.full(c, 1 / c, dtype=y.dtype)
 
 
-def _resample(y: np.ndarray, *, sr_native: int, sr: int) -> np.ndarray:
+def resample(y: np.ndarray, *, sr_native: int, sr: int) -> np.ndarray:
     """Resample as ``librosa.resample(res_type="soxr_hq", fix=True)`` does, length included."""
     if sr_native == sr:
         return np.ascontiguousarray(y, dtype=np.float32)

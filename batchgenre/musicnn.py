@@ -197,9 +197,9 @@ def embed(
     penultimate : np.ndarray [shape=(patches, 200), dtype=float32]
         no rows when ``y`` is shorter than one patch (MIN_SAMPLES at 16 kHz, 2.98 s).
     """
-    from batchgenre.audio import _resample
+    from batchgenre.audio import resample
 
-    y16 = _resample(np.asarray(y, dtype=np.float32), sr_native=sr, sr=SAMPLE_RATE)
+    y16 = resample(np.asarray(y, dtype=np.float32), sr_native=sr, sr=SAMPLE_RATE)
     return forward(patches(log_mel(y16), hop=hop, max_patches=max_patches), batch=batch)
 
 

@@ -410,14 +410,14 @@ def run_cli(args: list, *, workers: int, expect: tuple[int, int], summary: str) 
     from distributed import get_task_stream
 
     from batchgenre.cluster import connect
-    from benchmarks.memory import _peaks_mib
+    from benchmarks.memory import peaks_mib
 
     with connect(workers=workers) as client, get_task_stream(client) as stream:
         command = [sys.executable, "-c", _MEASURED, *_cli_command(), *map(str, args)]
         started = time.perf_counter()
         done = subprocess.run([*command, "--scheduler", client.scheduler.address], capture_output=True, text=True)
         wall = time.perf_counter() - started
-        peaks = list(client.run(_peaks_mib).values())  # [(worker MiB, helper MiB)], one per worker
+        peaks = list(client.run(peaks_mib).values())  # [(worker MiB, helper MiB)], one per worker
     found = re.search(summary, done.stdout)
     measured = re.search(r"measured: (\d+) KiB peak, ([\d.]+) CPU s", done.stdout)
     if found is None or measured is None or (int(found[1]), int(found[2])) != expect:

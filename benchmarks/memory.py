@@ -22,7 +22,7 @@ from batchgenre.windows import Windows, classify_block
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 
-def _peaks_mib() -> tuple[float, float]:
+def peaks_mib() -> tuple[float, float]:
     """(worker, helper) high-water marks of resident memory, in MiB."""
     from batchgenre import sandbox
 
@@ -35,12 +35,12 @@ def _peaks_mib() -> tuple[float, float]:
     return hwm("self"), hwm(sandbox.start())
 
 
-def _worker_peaks(job) -> tuple[float, float, float]:
+def worker_peaks(job) -> tuple[float, float, float]:
     """(helper MiB after warm-up, helper peak MiB, worker peak MiB) of one fresh worker around ``job(client)``."""
     with connect(workers=1) as client:
-        ((_, before),) = client.run(_peaks_mib).values()
+        ((_, before),) = client.run(peaks_mib).values()
         job(client)
-        ((worker, after),) = client.run(_peaks_mib).values()
+        ((worker, after),) = client.run(peaks_mib).values()
     return before, after, worker
 
 
@@ -74,13 +74,13 @@ def main() -> None:
                 (corpus / f.parent.name / f.name).symlink_to(f)
             for name in FEATURE_SETS:
                 job = lambda c: featurize(corpus, out=f"{tmp}/{name}{n}.zarr", feature_set=name, client=c)  # noqa: E731
-                report(f"featurize {n} clips, {name}", *_worker_peaks(job))
+                report(f"featurize {n} clips, {name}", *worker_peaks(job))
         write_long_file(Path(tmp, "long.flac"), minutes=args.minutes)
         for name in FEATURE_SETS:
             job = lambda c: c.submit(  # noqa: E731
                 classify_block, tmp, ["long.flac"], name, 22050, Windows(), file_timeout=3600, pure=False
             ).result()
-            report(f"{args.minutes:g}-minute file in 30 s windows, {name}", *_worker_peaks(job))
+            report(f"{args.minutes:g}-minute file in 30 s windows, {name}", *worker_peaks(job))
 
 
 if __name__ == "__main__":

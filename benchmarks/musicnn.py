@@ -71,7 +71,7 @@ def cost(clip: Path, *, repeats: int) -> None:
     from threadpoolctl import threadpool_limits
 
     from batchgenre import musicnn
-    from batchgenre.audio import _resample, load
+    from batchgenre.audio import resample, load
 
     y = load(clip)
     song = np.tile(y, 8)
@@ -79,7 +79,7 @@ def cost(clip: Path, *, repeats: int) -> None:
     with threadpool_limits(limits=1):
         for name, audio in (("30 s clip", y), ("4-minute song", song)):
             def preprocess(audio=audio) -> np.ndarray:
-                return musicnn.log_mel(_resample(audio, sr_native=22050, sr=musicnn.SAMPLE_RATE))
+                return musicnn.log_mel(resample(audio, sr_native=22050, sr=musicnn.SAMPLE_RATE))
 
             spectrogram = preprocess()
             x = musicnn.patches(spectrogram)
@@ -87,7 +87,7 @@ def cost(clip: Path, *, repeats: int) -> None:
             wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x), repeats=repeats)
             print(f"{name}: {len(x)} patches, preprocessing {pre:.3f} s, forward {wall:.2f} s wall / {cpu:.2f} s CPU "
                   f"({1000 * cpu / len(x):.0f} ms CPU a patch)")
-        x = musicnn.patches(musicnn.log_mel(_resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
+        x = musicnn.patches(musicnn.log_mel(resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
         for batch in (1, 2, 5, 10):
             tracemalloc.start()
             musicnn.forward(x, batch=batch)
@@ -120,7 +120,7 @@ def worker_memory(files: list[Path]) -> None:
 
     from batchgenre.classify import Windows, classify_block
     from batchgenre.featurize import featurize
-    from benchmarks.memory import _worker_peaks, write_long_file
+    from benchmarks.memory import worker_peaks, write_long_file
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp, "c")
@@ -135,7 +135,7 @@ def worker_memory(files: list[Path]) -> None:
         }
         write_long_file(Path(tmp, "long.flac"), minutes=4)
         for job, run in jobs.items():
-            before, after, worker = _worker_peaks(run)
+            before, after, worker = worker_peaks(run)
             print(f"worker memory, {job}: helper after warm-up {before:.0f} MiB, helper peak {after:.0f}, "
                   f"worker peak {worker:.0f}")
 
@@ -150,7 +150,7 @@ def accuracy(files: list[Path], corpus: Path) -> None:
     from threadpoolctl import threadpool_limits
 
     from batchgenre import musicnn
-    from batchgenre.audio import _resample, load
+    from batchgenre.audio import resample, load
     from batchgenre.features import get_feature_set
 
     artists = {row["path"]: row["group"] for row in csv.DictReader(open(corpus / "artists.csv"))}
@@ -162,7 +162,7 @@ def accuracy(files: list[Path], corpus: Path) -> None:
     with threadpool_limits(limits=1):
         for f in files:
             y = load(f)
-            spectrograms.append(musicnn.log_mel(_resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
+            spectrograms.append(musicnn.log_mel(resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
             penultimates.append(musicnn.forward(musicnn.patches(spectrograms[-1]))[1])
             robust.append(get_feature_set("robust").extract(y, sr=22050))
     print(f"accuracy: {len(files)} clips featurized in {time.perf_counter() - started:.0f} s")
