@@ -428,9 +428,7 @@ def _create(fs, path: str, data: bytes) -> bool:
 
     if isinstance(fs, LocalFileSystem):
         # O_EXCL would expose a half-written file to readers; a link of a finished file is atomic and exclusive.
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
+        tmp = _written_beside(path, data)
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -450,10 +448,7 @@ def _put(fs, path: str, data: bytes) -> None:
     from fsspec.implementations.local import LocalFileSystem
 
     if isinstance(fs, LocalFileSystem):
-        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        os.replace(_written_beside(path, data), path)
     else:
         fs.pipe_file(path, data)  # an object PUT is atomic
 
@@ -491,3 +486,10 @@ def rows_to_compute(status: np.ndarray, *, retry_failed: bool) -> np.ndarray:
     """Mask [shape=(n,), dtype=bool] of the rows a run computes: pending ones, and failed ones on a retry."""
     return (status == PENDING) | (retry_failed & (status == FAILED))
 
+
+def _written_beside(path: str, data: bytes) -> str:
+    """A finished file of ``data`` under a unique name beside ``path``, for an atomic link or rename onto it."""
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    return tmp
