@@ -349,6 +349,7 @@ def test_the_real_command_line_trains_on_a_featurized_generated_corpus(tmp_path)
     (tmp_path / "run.toml").write_text('[data]\ngenres = ["low", "high", "noise"]\n[split]\nfolds = 3\nrepeats = 1\n')
     trained = run_cli("train", "run.toml", "--store", "f.zarr", "--epochs", "20", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
+    assert "E0000" not in trained.stderr, trained.stderr
     assert "baseline" in trained.stdout and "-> runs/run" in trained.stdout
     metrics = json.loads((tmp_path / "runs" / "run" / "metrics.json").read_text())
     assert metrics["accuracy_mean"] >= 0.9 and metrics["rows"] == 24
