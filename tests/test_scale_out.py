@@ -91,29 +91,6 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path):
     assert result.returncode == 2 and "cannot reach the Dask scheduler" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def s3(monkeypatch):
-    """An S3-compatible server on loopback (moto), with credentials and endpoint in the usual variables."""
-    moto_server = pytest.importorskip("moto.server")
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem().mkdir("batchgenre-test")
-    yield "s3://batchgenre-test"
-    server.stop()
-
-
 def test_featurize_writes_an_s3_store_equal_to_a_local_one(tmp_path, s3):
     corpus = make_corpus(tmp_path / "corpus", per_genre=3, seconds=2)
     local = tmp_path / "local.zarr"

@@ -23,7 +23,6 @@ from batchgenre.store import DONE, PENDING, FeatureStore, writer_lock
 from tests import synth
 from tests.conftest import run_cli
 from tests.test_featurize import make_corpus, store_rows
-from tests.test_scale_out import s3  # noqa: F401 -- the moto S3 server fixture
 from tests.test_store import lock_files
 
 RACES = 200  # half on fresh stores, half on stores whose lock a killed run left
@@ -94,7 +93,7 @@ def test_of_two_runs_started_together_exactly_one_takes_the_lock(tmp_path):
 
 
 @pytest.mark.slow
-def test_of_two_runs_started_together_on_s3_exactly_one_takes_the_lock(s3):  # noqa: F811 -- the fixture
+def test_of_two_runs_started_together_on_s3_exactly_one_takes_the_lock(s3):
     run_races([f"{s3}/{i}.zarr" for i in range(20)])
 
 
