@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,22 +168,58 @@ def test_results_with_a_failed_file_read_back_typed_and_a_rerun_resumes(tmp_path
 
 
 def test_killed_run_leaves_a_valid_csv_and_the_rerun_finishes_it(tmp_path, model):
+    """The run is killed while one of its two workers is frozen (SIGSTOP), so some rows are written and,
+    whatever the machine's speed, not all: the frozen worker's block cannot finish."""
+    from distributed import Client
+
     root = tmp_path / "music"
     for i in range(40):
         genre = GENRES[i % 3]
         synth.write(root / f"{i:03d} {genre}.wav", synthesize(genre, seconds=20, seed=[11, i]))
     out = tmp_path / "results.csv"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "batchgenre.cli", "classify-dir", str(root), "--model", str(model), "--out", str(out), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not (out.exists() and len(read_csv(out)) >= 3):
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    dask = Path(sys.executable).with_name("dask")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
+    port = address.rsplit(":", 1)[1]
+    cluster = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    worker = [str(dask), "worker", address, "--nthreads", "1", "--no-dashboard"]
+    process = None
+    try:
+        for expected_workers in (1, 2):
+            cluster.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True, cwd=tmp_path))
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(OSError), Client(address, timeout="5s") as client:
+                    if len(client.scheduler_info(n_workers=-1)["workers"]) == expected_workers:
+                        break
+                assert time.monotonic() < deadline, "the test cluster did not come up"
+                time.sleep(0.2)
+            if expected_workers == 1:
+                os.killpg(cluster[-1].pid, signal.SIGSTOP)  # registered, then frozen with everything it starts
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batchgenre.cli", "classify-dir", str(root), "--model", str(model), "--out", str(out),
+             "--scheduler", address],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while not (out.exists() and len(read_csv(out)) >= 3):
+            assert process.poll() is None, "the run ended although one worker was frozen"
+            assert time.monotonic() < deadline, "no rows from the live worker"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for member in reversed(cluster):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(member.pid, signal.SIGKILL)
+            member.wait()
     partial = read_csv(out)
-    assert 3 <= len(partial) < 40, "the run finished before it could be killed"
+    assert 3 <= len(partial) < 40
     assert all(r["status"] == "classified" for r in partial)
 
     result = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "2")
