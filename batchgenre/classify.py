@@ -39,14 +39,19 @@ class Summary:
 
 
 def load_classifier(model_path: Path | None):
-    """The model and its metadata, checked against the features this version computes."""
-    from batchgenre.model import check_features, load_model
+    """The model and its metadata, checked against the features this version computes.
 
+    A missing file is refused before TensorFlow loads, which takes seconds on a small machine.
+    """
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
-    if model_path is None and not path.exists():
+    if model_path is None and not path.is_file():
         raise BatchgenreError(
             f"no trained model at {path}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
         )
+    if not path.is_file():
+        raise BatchgenreError(f"{path}: no model there; train one with `batchgenre train`")
+    from batchgenre.model import check_features, load_model
+
     model, metadata = load_model(path)
     check_features(metadata)
     return model, metadata
@@ -175,16 +180,15 @@ def classify_one(
     source: str, *, model_path: Path | None, windows: Windows = Windows(), min_confidence: float = DEFAULT_MIN_CONFIDENCE
 ) -> dict:
     """Classify one file or URL in this process; returns its results row."""
+    if "://" not in source and not Path(source).is_file():
+        raise BatchgenreError(f"{source}: no such file")
     model, metadata = load_classifier(model_path)
     _warn_if_windows_differ(metadata, windows)
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:
             path = fetch(source, Path(tmp))
             return _classify_path(path, model, metadata, windows, name=source, min_confidence=min_confidence)
-    path = Path(source)
-    if not path.is_file():
-        raise BatchgenreError(f"{source}: no such file")
-    return _classify_path(path, model, metadata, windows, name=source, min_confidence=min_confidence)
+    return _classify_path(Path(source), model, metadata, windows, name=source, min_confidence=min_confidence)
 
 
 def _classify_path(path: Path, model, metadata: dict, windows: Windows, *, name: str, min_confidence: float) -> dict:

@@ -307,24 +307,9 @@ def _absolute_store(out: str) -> str:
     return out if "://" in out else str(Path(out).expanduser().absolute())
 
 
-def _check_model_path(model: Path | None) -> None:
-    """Refuse a missing model before TensorFlow loads, which takes seconds on a small machine."""
-    from batchgenre.classify import DEFAULT_MODEL
-
-    if model is None and not DEFAULT_MODEL.is_file():
-        raise BatchgenreError(
-            f"no trained model at {DEFAULT_MODEL}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
-        )
-    if model is not None and not model.is_file():
-        raise BatchgenreError(f"{model}: no model there; train one with `batchgenre train`")
-
-
 def _classify_dir(args: argparse.Namespace) -> int:
     from batchgenre.classify import classify_dir
 
-    if not args.folder.is_dir():
-        raise BatchgenreError(f"{args.folder}: no such folder")
-    _check_model_path(args.model)
     summary = classify_dir(
         args.folder,
         model_path=args.model,
@@ -346,9 +331,6 @@ def _classify_dir(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from batchgenre.classify import classify_one
 
-    if "://" not in args.source and not Path(args.source).is_file():
-        raise BatchgenreError(f"{args.source}: no such file")
-    _check_model_path(args.model)
     row = classify_one(args.source, model_path=args.model, windows=_windows(args), min_confidence=args.min_confidence)
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")
