@@ -283,7 +283,7 @@ def _featurize(args: argparse.Namespace) -> int:
     get_feature_set(args.features)  # refuse an unknown name before starting a cluster
     summary = featurize(
         args.folder,
-        out=_absolute_store(args.out),
+        out=args.out,
         feature_set=args.features,
         genres=args.genres,
         clip=Clip(offset=args.offset, duration=args.duration or None),
@@ -300,11 +300,6 @@ def _featurize(args: argparse.Namespace) -> int:
         print(f"block {block} was not written ({reason}): run the same command again to finish it", file=sys.stderr)
     print(f"{summary.done} done, {len(summary.failed)} failed -> {summary.store}")
     return EXIT_OK if not summary.failed and not summary.lost_blocks else EXIT_SOME_FAILED
-
-
-def _absolute_store(out: str) -> str:
-    """A local store path made absolute here: remote workers (``--scheduler``) resolve a relative one in their own folder."""
-    return out if "://" in out else str(Path(out).expanduser().absolute())
 
 
 def _classify_dir(args: argparse.Namespace) -> int:

@@ -119,9 +119,11 @@ def featurize(
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root)
+    # Workers on another machine (``scheduler``) would resolve a relative path in their own folder.
+    url = out if "://" in out else str(Path(out).expanduser().absolute())
     lost, workers_lost = [], []
-    with writer_lock(out):
-        store = FeatureStore.open(out, mode="r+") if FeatureStore.exists(out) else None
+    with writer_lock(url):
+        store = FeatureStore.open(url, mode="r+") if FeatureStore.exists(url) else None
         if store is not None:
             store.check_compatible(attrs)
             if store.attrs.get("root") != str(root):
@@ -135,7 +137,7 @@ def featurize(
                 if store is None:
                     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
                     chunk = rows_per_chunk(len(relpaths), n_workers)
-                    store = FeatureStore.create(out, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
+                    store = FeatureStore.create(url, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
                     vanished = _plan(store, relpaths, file_genres, root, augment=augment)
                     todo = _blocks_to_run(store, retry_failed)
                 lost, workers_lost = _run_blocks(
