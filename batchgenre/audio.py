@@ -257,9 +257,8 @@ def iter_spread_windows(
     DecodeError
         The file is missing, empty, unreadable, not audio, or corrupt.
     """
-    _check_excerpt(sr=sr, offset=0.0, duration=None)
-    if window <= 0 or count < 1:
-        raise ValueError(f"window must be positive seconds and count at least 1, got {window=} and {count=}")
+    if sr <= 0 or window <= 0 or count < 1:
+        raise ValueError(f"sr and window must be positive and count at least 1, got {sr=}, {window=} and {count=}")
     with _open(path) as header:
         duration = header.duration
     if duration is None:
