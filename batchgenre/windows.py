@@ -17,7 +17,7 @@ from batchgenre.sandbox import DEFAULT_MEMORY_CAP
 
 # Windows the command line classifies per file unless told otherwise; the figures that chose it are
 # in benchmarks/README.md (benchmarks.windows).
-DEFAULT_COUNT = 3
+DEFAULT_COUNT = 5
 
 
 @dataclass(frozen=True)
