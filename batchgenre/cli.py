@@ -156,7 +156,9 @@ def _windows(args: argparse.Namespace):
         if args.window <= 0 or (args.hop is not None and args.hop <= 0):
             raise BatchgenreError("--window and --hop must be more than 0 seconds")
         if args.hop is not None and args.windows:
-            raise BatchgenreError(f"--hop spaces the windows of --windows all; --windows {args.windows} spreads its own evenly")
+            raise BatchgenreError(
+                f"--hop spaces the windows of --windows all; --windows {args.windows} spreads its own evenly"
+            )
         if args.windows is None:  # not given: a --hop asks for every window
             count = None if args.hop is not None else DEFAULT_COUNT
         else:

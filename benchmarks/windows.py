@@ -103,7 +103,8 @@ def probabilities(model, path: Path, *, feature_set: str, count: int | None) -> 
     from batchgenre.classify import _probabilities
     from batchgenre.windows import Windows, file_windows
 
-    item = file_windows(path, name=path.name, feature_set=feature_set, sr=SR, windows=Windows(window=WINDOW, count=count))
+    windows = Windows(window=WINDOW, count=count)
+    item = file_windows(path, name=path.name, feature_set=feature_set, sr=SR, windows=windows)
     return None if item.features is None else _probabilities(model, item.features).mean(axis=0)
 
 
@@ -152,7 +153,8 @@ def time_per_format(corpus: Path, args, policies: list[int | None], name: dict) 
 
     library = cached_library(corpus, cache=args.cache, songs=args.songs, seed=args.seed, jobs=2)
     feature_set = "robust"
-    print(f"# time: {len(library.songs)} songs of {library.root}; {args.repeats} repeats, medians, one core; {machine()}")
+    print(f"# time: {len(library.songs)} songs of {library.root}; {args.repeats} repeats, medians, one core")
+    print(f"# {machine()}")
     print(f"{'format':<6} {'songs':>5} {'min':>5} " + " ".join(f"{'N=' + name[n]:>21}" for n in policies))
     print(f"{'':<6} {'':>5} {'':>5} " + " ".join(f"{'s/song  vs all decoded':>21}" for _ in policies))
     with threadpool_limits(1):

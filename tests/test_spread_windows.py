@@ -1,4 +1,4 @@
-"""Windows spread over a file (``--windows N``): where they fall, and that seeking to them decodes what a full decode gives."""
+"""Windows spread over a file (``--windows N``): where they fall, and that seeking gives what a full decode gives."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def _write_aac_without_noise_substitution(path, y):
     with av.open(str(path), "w", format="mp4") as container:
         stream = container.add_stream("aac", rate=44100, layout="stereo", options={"aac_pns": "0"})
         for start in range(0, len(y), 4096):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[start : start + 4096].T), format="fltp", layout="stereo")
+            block = np.ascontiguousarray(y[start : start + 4096].T)
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="stereo")
             frame.sample_rate, frame.pts = 44100, start
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
