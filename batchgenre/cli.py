@@ -122,21 +122,50 @@ def _add_confidence_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _window_count(text: str) -> int:
+    """An argparse type: how many windows to classify per file; ``all`` is 0, every window."""
+    if text.strip().lower() == "all":
+        return 0
+    try:
+        return _count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of windows, or all, got {text!r}") from None
+
+
 def _add_window_options(p: argparse.ArgumentParser) -> None:
-    group = p.add_argument_group("which audio", "by default every file is cut into windows and their probabilities averaged")
+    from batchgenre.windows import DEFAULT_COUNT
+
+    group = p.add_argument_group(
+        "which audio", "by default a few windows spread over each file are decoded and their probabilities averaged"
+    )
+    group.add_argument(
+        "--windows", type=_window_count, metavar="N",
+        help=f"classify N windows spread evenly over each file, decoding only those; all (or 0): every window, "
+        f"--hop apart (default {DEFAULT_COUNT}, or all when --hop is given)",
+    )
     group.add_argument("--window", type=_seconds, default=30.0, help="window length in seconds (default 30)")
-    group.add_argument("--hop", type=_seconds, default=30.0, help="seconds between window starts (default 30)")
+    group.add_argument("--hop", type=_seconds, help="seconds between window starts with --windows all (default 30)")
     group.add_argument("--offset", type=_seconds, help="classify one excerpt starting here instead (seconds)")
     group.add_argument("--duration", type=_seconds, help="length of that excerpt in seconds (default 30)")
 
 
 def _windows(args: argparse.Namespace):
-    from batchgenre.windows import Windows
+    from batchgenre.windows import DEFAULT_COUNT, Windows
 
     if args.offset is None and args.duration is None:
-        if args.window <= 0 or args.hop <= 0:
+        if args.window <= 0 or (args.hop is not None and args.hop <= 0):
             raise BatchgenreError("--window and --hop must be more than 0 seconds")
-        return Windows(window=args.window, hop=args.hop)
+        if args.hop is not None and args.windows:
+            raise BatchgenreError(
+                f"--hop spaces the windows of --windows all; --windows {args.windows} spreads its own evenly"
+            )
+        if args.windows is None:  # not given: a --hop asks for every window
+            count = None if args.hop is not None else DEFAULT_COUNT
+        else:
+            count = args.windows or None
+        return Windows(window=args.window, hop=30.0 if args.hop is None else args.hop, count=count)
+    if args.windows is not None:
+        raise BatchgenreError("--windows and --offset/--duration choose the audio two ways: give one of them")
     duration = 30.0 if args.duration is None else args.duration
     if duration <= 0:
         raise BatchgenreError("--duration must be more than 0 seconds")

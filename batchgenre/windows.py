@@ -15,14 +15,24 @@ from batchgenre.errors import describe
 from batchgenre.sandbox import DEFAULT_MEMORY_CAP
 
 
+# Windows the command line classifies per file unless told otherwise; the figures that chose it are
+# in benchmarks/README.md (benchmarks.windows).
+DEFAULT_COUNT = 5
+
+
 @dataclass(frozen=True)
 class Windows:
-    """How a file is cut: ``window`` s every ``hop`` s over ``[offset, offset + duration)`` (None: to the end)."""
+    """How a file is cut: ``window`` s every ``hop`` s over ``[offset, offset + duration)`` (None: to the end).
+
+    With a ``count``, only that many windows, spread evenly over the whole file, are decoded
+    (``audio.iter_spread_windows``), and ``hop``, ``offset`` and ``duration`` are not used.
+    """
 
     window: float = 30.0
     hop: float = 30.0
     offset: float = 0.0
     duration: float | None = None
+    count: int | None = None
 
     @classmethod
     def excerpt(cls, *, offset: float, duration: float) -> "Windows":
@@ -46,15 +56,19 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
     Silent or too-short windows (an intro, a fade-out) are left out; the file fails only when
     none is usable, with the first window's reason.
     """
-    from batchgenre.audio import iter_windows, probe_duration
+    from batchgenre.audio import iter_spread_windows, iter_windows, probe_duration
     from batchgenre.features import FeatureError, get_feature_set
 
     fs = get_feature_set(feature_set)
     try:
         vectors, reasons = [], []
-        for _, y in iter_windows(
-            path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
-        ):
+        if windows.count is None:
+            cut = iter_windows(
+                path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
+            )
+        else:
+            cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count)
+        for _, y in cut:
             try:
                 vectors.append(fs.extract(y, sr=sr))
             except FeatureError as error:

@@ -20,6 +20,7 @@ import pytest
 from batchgenre.classify import DEFAULT_MIN_CONFIDENCE
 from batchgenre.demo import GENRES, make_corpus, synthesize
 from batchgenre.results import columns, restore
+from batchgenre.windows import DEFAULT_COUNT
 from tests import synth
 from tests.conftest import run_cli
 
@@ -108,7 +109,7 @@ def test_classify_dir_writes_one_row_per_file_in_a_stable_order(tmp_path, model)
     assert right >= 0.85 * len(good), f"only {right} of {len(good)} right"
 
     long = by_path["long/ten minutes.flac"]
-    assert long["windows"] == "20" and abs(float(long["duration"]) - 600) < 0.1
+    assert long["windows"] == str(DEFAULT_COUNT) and abs(float(long["duration"]) - 600) < 0.1
     assert all(r["windows"] == "1" for p, r in good.items() if not p.startswith("long/"))
     # A spreadsheet must see text, not a formula.
     assert all(not r["path"].startswith(("=", "+", "-", "@")) for r in rows)
@@ -123,6 +124,19 @@ def test_excerpt_options_classify_one_window(tmp_path, model):
     assert result.returncode == 0, result.stderr
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["windows"] == 1 and row["genre"] == "chiptune"
+
+
+@pytest.mark.parametrize("windows, counts", [("2", [2, 2, 1]), ("all", [3, 2, 1])])
+def test_windows_option_chooses_how_many_windows_are_classified(tmp_path, model, windows, counts):
+    root = tmp_path / "music"
+    for name, seconds in (("100 s.flac", 100), ("70 s.wav", 70), ("20 s.mp3", 20)):
+        synth.write(root / name, synthesize("drone", seconds=seconds, seed=[5, seconds]))
+    out = tmp_path / "r.jsonl"
+    result = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1", "--windows", windows)
+    assert result.returncode == 0, result.stderr
+    rows = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert [rows[p]["windows"] for p in ("100 s.flac", "70 s.wav", "20 s.mp3")] == counts
+    assert all(r["genre"] == "drone" for r in rows.values())
 
 
 def test_parquet_output_reads_back_in_pandas(tmp_path, model):
@@ -231,7 +245,7 @@ def test_killed_run_leaves_a_valid_csv_and_the_rerun_finishes_it(tmp_path, model
 
 
 def test_classify_prints_every_genre_for_a_file_and_a_file_url(tmp_path, model):
-    song = synth.write(tmp_path / "song.mp3", synthesize("techno", seconds=50, seed=3))
+    song = synth.write(tmp_path / "song.mp3", synthesize("techno", seconds=70, seed=3))  # two windows fit
     for source in (song, song.as_uri()):
         result = run_cli("classify", source, "--model", model)
         assert result.returncode == 0, result.stderr
