@@ -112,7 +112,12 @@ def classify_dir(
         log.info("%d files already in %s are skipped", summary.skipped, out)
 
     if todo:
-        with connect(workers=workers, scheduler=scheduler) as client:
+        # A local cluster gets no more workers than the files make blocks: one without a block would
+        # only take a core from the others while they start (a few songs make one block).
+        blocks_at_most = -(-len(todo) // rows_per_chunk(len(todo), workers))
+        if scheduler is None and blocks_at_most < workers:
+            log.info("%d files make %d block(s): that many of the %d workers start", len(todo), blocks_at_most, workers)
+        with connect(workers=min(workers, blocks_at_most), scheduler=scheduler) as client:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             size = rows_per_chunk(len(todo), n_workers)
             blocks = [todo[i : i + size] for i in range(0, len(todo), size)]
