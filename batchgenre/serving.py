@@ -34,6 +34,9 @@ KERAS_EPSILON = 1e-7
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
+# batchgenre's own layers (model.py), registered with Keras under the package name "batchgenre".
+CUSTOM_LAYERS = ("Log10Columns", "SelectColumns")
+
 Array = np.ndarray
 
 
@@ -52,17 +55,16 @@ def _softmax(x: Array) -> Array:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-# Keras's activation functions with their default arguments, as a Dense layer's config names them.
+# The activations [model] activation offers and the output's softmax, as Keras computes them with
+# their default arguments, by the names a Dense layer's config gives them.
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))),
     "selu": lambda x: np.float32(SELU_SCALE) * np.where(x > 0, x, np.float32(SELU_ALPHA) * np.expm1(np.minimum(x, 0))),
     "gelu": _gelu,
     "swish": lambda x: x * _sigmoid(x),
-    "silu": lambda x: x * _sigmoid(x),
+    "silu": lambda x: x * _sigmoid(x),  # swish's other name
     "tanh": np.tanh,
-    "sigmoid": _sigmoid,
     "softmax": _softmax,
 }
 
@@ -74,7 +76,6 @@ class Classifier:
     ``steps`` are the model's layers in order, each a function of [shape=(n, d)] float32 arrays.
     """
 
-    path: Path
     metadata: dict[str, Any]
     steps: tuple[Callable[[Array], Array], ...]
 
@@ -100,7 +101,7 @@ def load_classifier(path: str | Path) -> Classifier:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read(CONFIG_MEMBER))
             with archive.open(WEIGHTS_MEMBER) as member, h5py.File(member, "r") as weights:
-                classifier = Classifier(path, metadata, _steps(path, config, weights))
+                classifier = Classifier(metadata, _steps(path, config, weights))
         # One row through every layer: arrays of the wrong shape fail here, not at the first prediction.
         shape = classifier.probabilities(np.ones((1, len(metadata["feature_names"])), np.float32)).shape
     except (KeyError, IndexError, ValueError, TypeError, OSError) as error:  # a member, key or array amiss
@@ -112,7 +113,7 @@ def load_classifier(path: str | Path) -> Classifier:
 
 def _steps(path: Path, config: dict, weights) -> tuple[Callable[[Array], Array], ...]:
     """One function per layer of a model whose layers form one chain, input first."""
-    if config.get("class_name") not in ("Functional", "Sequential"):
+    if config.get("class_name") != "Functional":
         raise BatchgenreError(f"{path}: a {config.get('class_name')!r} model, not a chain of layers batchgenre serves")
     layers = config["config"]["layers"]
     steps = []
@@ -120,10 +121,10 @@ def _steps(path: Path, config: dict, weights) -> tuple[Callable[[Array], Array],
         name, kind, settings = layer["name"], layer["class_name"], layer["config"]
         if previous is not None and _inputs_of(layer) != [previous["name"]]:
             raise BatchgenreError(f"{path}: layer {name!r} does not take the previous layer's output alone")
+        if kind in CUSTOM_LAYERS and layer.get("registered_name") != f"batchgenre>{kind}":
+            raise BatchgenreError(f"{path}: layer {name!r} is another package's {kind}, not batchgenre's")
         variables = _variables(weights, stored_as)
-        if kind == "InputLayer":
-            continue
-        if kind == "Dropout":  # active only while training
+        if kind in ("InputLayer", "Dropout"):  # dropout is active only while training
             continue
         if kind == "Log10Columns":
             steps.append(_log10_columns(settings, width=_width(layers[0])))

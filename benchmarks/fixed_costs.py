@@ -1,13 +1,15 @@
 """Time to first result: `classify` of one 4-minute song and `classify-dir` of one and of three, through the real CLI.
 
     python -m benchmarks.fixed_costs --corpus ../shared/data/gtzan-mini
-    python -m benchmarks.fixed_costs --code ../main         # the same figures for another checkout's CLI
+    python -m benchmarks.fixed_costs --code ../main .     # two checkouts' CLIs, run in turn: before and after
 
 The songs are made from the corpus's clips as benchmarks.library makes them (44.1 kHz stereo,
 4 minutes, MP3, FLAC and M4A), nothing downloaded. Each command runs in a fresh process, as a user
-types it, starting its own 2-worker cluster; ``classify``'s time is to its first line on stdout,
-``classify-dir``'s to its exit. The work, what no run can avoid, is the songs' own: decoding each
-and computing its window features and probabilities, timed here in this process once warm. A
+types it (``classify-dir`` starting its own local cluster); ``classify``'s time is to its first
+line on stdout, the result, ``classify-dir``'s to its exit. CPU seconds are the command's and its
+workers', not their decoding helpers'; on a loaded machine they say what wall time would be on a
+quiet one better than wall time does. The work, what no run can avoid, is the songs' own: decoding
+each and computing its window features and probabilities, timed in this process once warm. A
 command's fixed cost is its time less its songs' work. Three files make one block (a block holds
 at least four), so one worker does the three songs' work one after the other.
 """
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
@@ -28,6 +32,7 @@ from benchmarks.library import default_model, plan, song_audio, write_audio
 
 SONG_SECONDS = 240.0
 FORMATS = ("mp3", "flac", "m4a")
+CLI = [sys.executable, "-m", "batchgenre.cli"]
 
 
 def make_songs(corpus: Path, folder: Path) -> list[Path]:
@@ -46,22 +51,46 @@ def make_songs(corpus: Path, folder: Path) -> list[Path]:
     return paths
 
 
-def first_line_seconds(command: list[str], *, env: dict) -> tuple[float, float]:
-    """Seconds from starting ``command`` to its first line on stdout, and to its exit."""
+@dataclass
+class Timed:
+    """One command's run: seconds to its first line on stdout and to its exit, CPU seconds of it and its workers."""
+
+    to_first: float
+    to_exit: float
+    cpu: float
+
+
+def timed(command: list, code: Path | None) -> Timed:
+    """Run ``command`` with the batchgenre of checkout ``code`` (None: the one this process imports).
+
+    CPU time is that of the processes it waited for: its helpers' is not counted.
+    """
+    # `python -m` puts the working folder first on sys.path, before PYTHONPATH: run in the checkout.
+    where = dict(env={**os.environ, "PYTHONPATH": str(code)}, cwd=code) if code else {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
-        first = process.stdout.readline()
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with subprocess.Popen(list(map(str, command)), **where, **pipes) as run:
+        first = run.stdout.readline()
         to_first = time.perf_counter() - started
-        out, err = process.communicate()
-    if process.returncode != 0 or not first:
-        raise SystemExit(f"`{' '.join(command)}` failed ({process.returncode}):\n{err[-2000:]}")
-    return to_first, time.perf_counter() - started
+        _, err = run.communicate()
+    to_exit = time.perf_counter() - started
+    if run.returncode != 0 or not first:
+        raise SystemExit(f"`{' '.join(map(str, command))}` failed ({run.returncode}):\n{err[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return Timed(to_first, to_exit, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+
+
+def median_timed(runs: list[Timed]) -> Timed:
+    return Timed(*(statistics.median(getattr(r, f) for r in runs) for f in Timed.__dataclass_fields__))
 
 
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--model", type=Path, help="a model.keras (default: one trained here on configs/three_genres.toml)")
-    p.add_argument("--code", type=Path, help="the checkout whose CLI is measured (default: the installed batchgenre)")
+    p.add_argument(
+        "--code", type=Path, nargs="+", default=[None], help="checkouts whose CLIs are timed in turn (default: this)"
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
         "--cache",
@@ -70,15 +99,12 @@ def main() -> None:
         help="where the songs and the trained model are kept between runs",
     )
     args = p.parse_args()
+    args.code = [code.resolve() if code else None for code in args.code]
     if args.corpus is None:
         corpus_files(None)  # says what to give
     quiet_logging()
     songs = make_songs(args.corpus, args.cache / "fixed-costs-songs")
-    model = args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)
-    env = dict(os.environ)
-    if args.code is not None:
-        env["PYTHONPATH"] = str(args.code.resolve())
-    cli = [sys.executable, "-m", "batchgenre.cli"]
+    model = (args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)).resolve()
 
     from batchgenre.classify import load_classifier
     from batchgenre.windows import Windows, file_windows
@@ -86,37 +112,43 @@ def main() -> None:
     classifier = load_classifier(model)
 
     def work(song: Path) -> None:
-        item = file_windows(song, name=song.name, feature_set=classifier.metadata["feature_set"], sr=22050, windows=Windows())
+        feature_set = classifier.metadata["feature_set"]
+        item = file_windows(song, name=song.name, feature_set=feature_set, sr=22050, windows=Windows())
         classifier.probabilities(item.features)
 
     work(songs[0])  # numba's kernels compile on first use
     own = [median_seconds(lambda s=s: work(s), repeats=args.repeats) for s in songs]
 
-    classify = [first_line_seconds([*cli, "classify", songs[0], "--model", model], env=env) for _ in range(args.repeats)]
-    to_first = statistics.median(t for t, _ in classify)
-    to_exit = statistics.median(t for _, t in classify)
-
-    def classify_dir(folder_songs: list[Path]) -> float:
+    def classify_dir(folder_songs: list[Path], code: Path | None) -> Timed:
         with tempfile.TemporaryDirectory() as tmp:
             for song in folder_songs:
                 os.symlink(song, Path(tmp, song.name))
-            command = [*cli, "classify-dir", tmp, "--model", model, "--out", f"{tmp}/out.csv", "--workers", args.workers]
-            started = time.perf_counter()
-            done = subprocess.run(list(map(str, command)), env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"classify-dir failed ({done.returncode}):\n{done.stderr[-2000:]}")
-            return time.perf_counter() - started
+            out = Path(tmp, "out.csv")
+            return timed([*CLI, "classify-dir", tmp, "--model", model, "--out", out, "--workers", args.workers], code)
 
-    one_dir = statistics.median(classify_dir(songs[:1]) for _ in range(args.repeats))
-    three_dir = statistics.median(classify_dir(songs) for _ in range(args.repeats))
+    commands = {
+        "classify, to its result": lambda code: timed([*CLI, "classify", songs[0], "--model", model], code),
+        "classify-dir, 1 song": lambda code: classify_dir(songs[:1], code),
+        "classify-dir, 3 songs": lambda code: classify_dir(songs, code),
+    }
+    work_of = {"classify, to its result": own[0], "classify-dir, 1 song": own[0], "classify-dir, 3 songs": sum(own)}
+    runs: dict[tuple, list[Timed]] = {}
+    for _ in range(args.repeats):  # the checkouts in turn, so that a change in the machine's load reaches each alike
+        for code in args.code:
+            for what, run in commands.items():
+                runs.setdefault((code, what), []).append(run(code))
 
-    code = args.code.resolve() if args.code else "installed"
-    print(f"# {code}; {len(songs)} songs of {SONG_SECONDS / 60:.0f} min ({', '.join(FORMATS)}); medians of {args.repeats}; {machine()}")
-    print(f"{'command':<36} {'seconds':>8} {'songs work':>10} {'fixed':>7}")
-    print(f"{'classify, to its result':<36} {to_first:8.2f} {own[0]:10.2f} {to_first - own[0]:7.2f}")
-    print(f"{'classify, to its exit':<36} {to_exit:8.2f} {own[0]:10.2f} {to_exit - own[0]:7.2f}")
-    print(f"{'classify-dir, 1 song':<36} {one_dir:8.2f} {own[0]:10.2f} {one_dir - own[0]:7.2f}")
-    print(f"{'classify-dir, 3 songs':<36} {three_dir:8.2f} {sum(own):10.2f} {three_dir - sum(own):7.2f}")
+    formats = ", ".join(FORMATS)
+    print(f"# {len(songs)} songs of {SONG_SECONDS / 60:.0f} min ({formats}); medians of {args.repeats}; {machine()}")
+    print(f"{'checkout':<24} {'command':<24} {'seconds':>8} {'to exit':>8} {'CPU s':>6} {'work':>6} {'fixed':>6}")
+    for (code, what), measured in runs.items():
+        m = median_timed(measured)
+        seconds = m.to_first if what.startswith("classify,") else m.to_exit
+        name = str(code) if code else "this"
+        print(
+            f"{name:<24} {what:<24} {seconds:8.2f} {m.to_exit:8.2f} {m.cpu:6.2f} {work_of[what]:6.2f} "
+            f"{seconds - work_of[what]:6.2f}"
+        )
 
 
 if __name__ == "__main__":
