@@ -1,8 +1,8 @@
 """Batch prediction in the client: whole directories on the Dask cluster, single files and URLs in this process.
 
-Workers compute window features (``windows``, which never imports TensorFlow); the model is
-loaded once, here, and predicts a block's windows in one batch. A file's genre comes from the
-mean of its windows' probabilities.
+Workers compute window features (``windows``); the model is loaded once, here, and predicts a
+block's windows in one batch. A file's genre comes from the mean of its windows' probabilities.
+Neither side imports TensorFlow: the model runs in NumPy (``serving``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from batchgenre import serving
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
@@ -38,32 +39,16 @@ class Summary:
     lost_workers: list[str] = field(default_factory=list)
 
 
-def load_classifier(model_path: Path | None):
-    """The model and its metadata, checked against the features this version computes.
-
-    A missing file is refused before TensorFlow loads, which takes seconds on a small machine.
-    """
+def load_classifier(model_path: Path | None) -> serving.Classifier:
+    """The model (``--model``, or the default one), checked against the features this version computes."""
     path = Path(model_path) if model_path is not None else DEFAULT_MODEL
     if model_path is None and not path.is_file():
         raise BatchgenreError(
             f"no trained model at {path}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
         )
-    if not path.is_file():
-        raise BatchgenreError(f"{path}: no model there; train one with `batchgenre train`")
-    from batchgenre.model import check_features, load_model
-
-    model, metadata = load_model(path)
-    check_features(metadata)
-    return model, metadata
-
-
-def _probabilities(model, features: np.ndarray) -> np.ndarray:
-    """Class probabilities [shape=(n, genres)] for feature rows [shape=(n, D)].
-
-    One batch, no tf.data pipeline: ``model.predict`` builds one per call, which costs more than
-    a block's few hundred rows and, with deterministic ops on, logs a spurious C++ error line.
-    """
-    return np.asarray(model.predict_on_batch(features), dtype=np.float64)
+    model = serving.load_classifier(path)
+    serving.check_features(model.metadata)
+    return model
 
 
 def result_row(
@@ -77,7 +62,7 @@ def result_row(
     row = {"path": item.path, "windows": 0, "duration": None, "status": "failed", "error": item.error}
     if probabilities is None:
         return {**row, "genre": "", "confidence": None, **{f"p_{g}": None for g in genres}}
-    mean = probabilities.mean(axis=0)
+    mean = probabilities.mean(axis=0, dtype=np.float64)
     best = int(np.argmax(mean))
     return {
         **row,
@@ -116,8 +101,8 @@ def classify_dir(
     relpaths = discover(root)
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
-    model, metadata = load_classifier(model_path)
-    genres = metadata["genres"]
+    model = load_classifier(model_path)
+    metadata, genres = model.metadata, model.genres
     _warn_if_windows_differ(metadata, windows)
     table = ResultsTable(out, genres=genres)
     done = {p for p, r in table.rows.items() if r.get("status") == "classified" or not retry_failed}
@@ -127,7 +112,12 @@ def classify_dir(
         log.info("%d files already in %s are skipped", summary.skipped, out)
 
     if todo:
-        with connect(workers=workers, scheduler=scheduler) as client:
+        # A local cluster gets no more workers than the files make blocks: one without a block would
+        # only take a core from the others while they start (a few songs make one block).
+        blocks_at_most = -(-len(todo) // rows_per_chunk(len(todo), workers))
+        if scheduler is None and blocks_at_most < workers:
+            log.info("%d files make %d block(s): that many of the %d workers start", len(todo), blocks_at_most, workers)
+        with connect(workers=min(workers, blocks_at_most), scheduler=scheduler) as client:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             size = rows_per_chunk(len(todo), n_workers)
             blocks = [todo[i : i + size] for i in range(0, len(todo), size)]
@@ -158,10 +148,12 @@ def classify_dir(
     return summary
 
 
-def _predict_into(table, model, genres: list[str], items: list[FileWindows], *, min_confidence: float) -> None:
+def _predict_into(
+    table, model: serving.Classifier, genres: list[str], items: list[FileWindows], *, min_confidence: float
+) -> None:
     """Predict every window of a block in one batch and record one row per file."""
     good = [item.features for item in items if item.features is not None]
-    probabilities = _probabilities(model, np.concatenate(good)) if good else None
+    probabilities = model.probabilities(np.concatenate(good)) if good else None
     start = 0
     for item in items:
         rows = None
@@ -182,7 +174,8 @@ def classify_one(
     """Classify one file or URL in this process; returns its results row."""
     if "://" not in source and not Path(source).is_file():
         raise BatchgenreError(f"{source}: no such file")
-    model, metadata = load_classifier(model_path)
+    model = load_classifier(model_path)
+    metadata = model.metadata
     _warn_if_windows_differ(metadata, windows)
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:
@@ -191,10 +184,12 @@ def classify_one(
     return _classify_path(Path(source), model, metadata, windows, name=source, min_confidence=min_confidence)
 
 
-def _classify_path(path: Path, model, metadata: dict, windows: Windows, *, name: str, min_confidence: float) -> dict:
+def _classify_path(
+    path: Path, model: serving.Classifier, metadata: dict, windows: Windows, *, name: str, min_confidence: float
+) -> dict:
     started = time.perf_counter()
     item = file_windows(path, name=name, feature_set=metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
-    probabilities = _probabilities(model, item.features) if item.features is not None else None
+    probabilities = model.probabilities(item.features) if item.features is not None else None
     log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
     return result_row(item, metadata["genres"], probabilities, min_confidence=min_confidence)
 

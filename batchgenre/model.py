@@ -5,7 +5,8 @@ dense layers. The artifact is one ``.keras`` file: Keras writes the model, and a
 ``batchgenre.json`` member of the same zip holds what a prediction must agree with: the genre
 list, the feature set, its parameters and value names, the store's sample rate and clip offset
 and duration, a summary of the metrics and the versions. Keras ignores the extra member, so
-``keras.saving.load_model(path, safe_mode=True)`` loads the file as it is.
+``keras.saving.load_model(path, safe_mode=True)`` loads the file as it is. Classification reads
+it without Keras (serving.py); ``load_model`` is Keras's view of it, for training's checks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from batchgenre.config import ModelConfig, TrainConfig  # noqa: E402
-from batchgenre.errors import BatchgenreError, shown  # noqa: E402
+from batchgenre.errors import BatchgenreError  # noqa: E402
+from batchgenre.serving import ARTIFACT_FORMAT, METADATA_MEMBER, read_metadata  # noqa: E402
 from batchgenre.store import AUDIO_KEYS  # noqa: E402
 
 # log10 of values below this is taken as log10 of this: librosa's `amin` for decibels.
@@ -33,8 +35,6 @@ LOG_FLOOR = 1e-10
 # turn a small difference in a new clip into thousands of standard deviations, so it is left
 # unscaled, as scikit-learn's StandardScaler does.
 CONSTANT_RELATIVE_STD = 1e-5
-METADATA_MEMBER = "batchgenre.json"
-ARTIFACT_FORMAT = 1
 _OPTIMIZERS = {"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
 
 
@@ -168,24 +168,6 @@ def save_model(model, path: str | Path, *, metadata: dict[str, Any]) -> None:
         archive.writestr(METADATA_MEMBER, json.dumps({"artifact_format": ARTIFACT_FORMAT, **metadata}, indent=2))
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata of the model at ``path``, read from its zip without building the model."""
-    path = Path(path)
-    if not path.is_file():
-        raise BatchgenreError(f"{path}: no model there; train one with `batchgenre train`")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read(METADATA_MEMBER))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError):
-        raise BatchgenreError(f"{path}: not a batchgenre model (a model.keras written by `batchgenre train`)") from None
-    except OSError as error:
-        raise BatchgenreError(f"{path}: cannot read it ({error})") from None
-    if metadata.get("artifact_format") != ARTIFACT_FORMAT:
-        found = metadata.get("artifact_format")
-        raise BatchgenreError(f"{path}: model format {found!r}, this batchgenre reads {ARTIFACT_FORMAT}")
-    return metadata
-
-
 def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """The Keras model at ``path``, loaded in safe mode, and its metadata."""
     metadata = read_metadata(path)
@@ -194,30 +176,3 @@ def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
     except Exception as error:  # Keras raises many types for a damaged or foreign file
         raise BatchgenreError(f"{path}: Keras cannot load the model ({type(error).__name__}: {error})") from None
     return model, metadata
-
-
-def check_features(metadata: dict[str, Any], *, source: str = "the model") -> None:
-    """Refuse a model whose features this batchgenre would compute differently.
-
-    Its feature set must exist here, with the same parameters and the same value names in the
-    same order; the message says what differs.
-    """
-    from batchgenre.audio import SAMPLE_RATE
-    from batchgenre.features import get_feature_set
-
-    name = metadata.get("feature_set")
-    if not isinstance(name, str):
-        raise BatchgenreError(f"{source} does not say which feature set it was trained on")
-    fs = get_feature_set(name)
-    for key, here in (("sample_rate", SAMPLE_RATE), ("feature_params", fs.params), ("feature_names", fs.names)):
-        if _normal(metadata.get(key)) != _normal(here):
-            raise BatchgenreError(
-                f"{source} was trained on feature set {name!r} with {key}={shown(metadata.get(key))}, "
-                f"this batchgenre computes {key}={shown(here)}: train it again"
-            )
-
-
-def _normal(value: Any) -> Any:
-    """JSON's view of a value, so that a tuple equals the list it was saved as."""
-    return json.loads(json.dumps(value))
-

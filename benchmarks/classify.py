@@ -15,8 +15,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from batchgenre.classify import classify_dir, load_classifier
-from batchgenre.model import read_metadata
+from batchgenre.classify import classify_dir
+from batchgenre.model import load_model
+from batchgenre.serving import read_metadata
 from batchgenre.reference import tutorial_feature
 from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
 
@@ -29,7 +30,7 @@ def main() -> None:
     args = p.parse_args()
     quiet_logging()
     files = corpus_files(args.corpus)
-    model, metadata = load_classifier(args.model)
+    model, metadata = load_model(args.model)  # the tutorial predicts with Keras
     if metadata["feature_set"] != "tutorial":
         raise SystemExit("the tutorial's loop computes the tutorial vector: give a model trained on --features tutorial")
 

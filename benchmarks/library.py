@@ -464,7 +464,7 @@ def main() -> None:
 
     from batchgenre.audio import iter_windows, load
     from batchgenre.features import FeatureError, get_feature_set
-    from batchgenre.model import read_metadata
+    from batchgenre.serving import read_metadata
 
     feature_set = read_metadata(model)["feature_set"]
     fs = get_feature_set(feature_set)

@@ -116,6 +116,15 @@ def test_classify_dir_writes_one_row_per_file_in_a_stable_order(tmp_path, model)
     assert {"'=HYPERLINK(evil).wav", "'-minus.mp3", "'@at.ogg"} <= {r["path"] for r in rows}
 
 
+def test_a_few_files_start_only_the_workers_their_blocks_need(tmp_path, model):
+    for genre in GENRES:
+        synth.write(tmp_path / "music" / f"{genre}.wav", synthesize(genre, seconds=9))
+    result = run_cli("classify-dir", tmp_path / "music", "--model", model, "--out", tmp_path / "r.csv", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "3 files make 1 block(s)" in result.stderr and "local Dask cluster of 1 workers" in result.stderr
+    assert [r["genre"] for r in read_csv(tmp_path / "r.csv")] == sorted(GENRES)
+
+
 def test_excerpt_options_classify_one_window(tmp_path, model):
     root = tmp_path / "music"
     synth.write(root / "song.wav", np.concatenate([synthesize("drone", seconds=40), synthesize("chiptune", seconds=40)]))

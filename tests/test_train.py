@@ -61,7 +61,8 @@ def test_one_split_learns_separable_genres_and_writes_every_output(one_split):
 def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
     import keras
 
-    from batchgenre.model import check_features, load_model
+    from batchgenre.model import load_model
+    from batchgenre.serving import check_features
     from batchgenre.store import FeatureStore
 
     cfg, report = one_split
@@ -314,7 +315,8 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path, capsys, separ
 
 
 def test_a_file_that_is_not_a_batchgenre_model_is_named(tmp_path):
-    from batchgenre.model import check_features, load_model
+    from batchgenre.model import load_model
+    from batchgenre.serving import check_features
 
     with pytest.raises(BatchgenreError, match="no model there"):
         load_model(tmp_path / "missing.keras")
