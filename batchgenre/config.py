@@ -419,6 +419,8 @@ def with_overrides(config: Config, **flags: Any) -> Config:
         if value is None:
             continue
         flag = by_dest[dest]
+        if flag.many and isinstance(value, list) and len(value) == 1:
+            value = value[0]  # given once: what the key holds when the TOML names one value
         try:
             value = _KEYS[flag.table][flag.key].metadata["check"](value)
         except _Bad as bad:
