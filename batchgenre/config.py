@@ -75,12 +75,6 @@ def _text(value: Any) -> str:
     return value
 
 
-def _path(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad("must be a non-empty path")
-    return value
-
-
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:
