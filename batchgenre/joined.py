@@ -49,7 +49,7 @@ class JoinedStores:
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows [start, stop) of one array: the first store's, but ``status`` (done where every store's is, failed
-        where one's is) and ``error`` (the first store's reason, if any)."""
+        where one's is) and ``error`` (the reason of the first store that gives one)."""
         if name == "status":
             columns = [store.column("status", start, stop) for store in self.stores]
             done = np.logical_and.reduce([c == DONE for c in columns])
