@@ -12,7 +12,7 @@ from pathlib import Path
 
 from batchgenre import __version__
 from batchgenre.errors import BatchgenreError
-from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS
+from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS, JOIN
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import MAX_AUGMENT
 
@@ -218,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="audio folder; genre subfolders (gtzan/rock/...) label the files")
     p.add_argument("--out", default="features.zarr", help="the store to create or resume (default features.zarr)")
     p.add_argument(
-        "--features", default=DEFAULT_FEATURE_SET, help=f"feature set: {', '.join(FEATURE_SETS)} (default {DEFAULT_FEATURE_SET})"
+        "--features", default=DEFAULT_FEATURE_SET,
+        help=f"feature set: {', '.join(FEATURE_SETS)}, or several joined with {JOIN}, computed together into one store "
+        f"(robust{JOIN}musicnn) (default {DEFAULT_FEATURE_SET})",
     )
     p.add_argument("--genres", type=_genre_list, help="comma-separated genre folders to include (default all)")
     p.add_argument("--retry-failed", action="store_true", help="compute files that failed before again")
@@ -264,7 +266,8 @@ def _add_train_commands(commands) -> None:
         if flag.kind is bool:
             p.add_argument(flag.name, action="store_true", default=None, help=_escaped(flag.help))
         else:
-            p.add_argument(flag.name, type=flag.kind, metavar=flag.metavar, help=_escaped(flag.help))
+            action = "append" if flag.many else "store"  # given again for each further value
+            p.add_argument(flag.name, type=flag.kind, action=action, metavar=flag.metavar, help=_escaped(flag.help))
     p.add_argument("--force", action="store_true", help="write over an existing run folder")
     p.set_defaults(run=_train)
 

@@ -75,12 +75,6 @@ def _text(value: Any) -> str:
     return value
 
 
-def _path(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad("must be a non-empty path")
-    return value
-
-
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in choices:
@@ -90,12 +84,26 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
+def _stores(value: Any) -> str | tuple[str, ...]:
+    """One store, or several of the same files (one per feature set) that train reads as one."""
+    paths = [value] if isinstance(value, str) else value
+    ok = isinstance(paths, list) and paths and all(isinstance(p, str) and p.strip() for p in paths)
+    if not ok or len(set(paths)) != len(paths):
+        raise _Bad('must be a non-empty path, or a list of distinct paths, like ["robust.zarr", "musicnn.zarr"]')
+    return paths[0] if len(paths) == 1 else tuple(paths)
+
+
 def _feature_set(value: Any) -> str:
-    from batchgenre.features import FEATURE_SETS
+    from batchgenre.features import FEATURE_SETS, JOIN, get_feature_set
 
     if value == "":
         return value
-    return _one_of(tuple(FEATURE_SETS))(value)
+    if not isinstance(value, str) or not all(part in FEATURE_SETS for part in value.split(JOIN)):
+        raise _Bad(f"must be one of {', '.join(FEATURE_SETS)}, or several of them joined with {JOIN}, like robust{JOIN}musicnn")
+    try:
+        return get_feature_set(value).name
+    except BatchgenreError as error:
+        raise _Bad(f"must name sets that combine ({error})") from None
 
 
 def _genres(value: Any) -> tuple[str, ...] | str:
@@ -164,15 +172,21 @@ def _key(
 
 @dataclass(frozen=True)
 class DataConfig:
-    store: str = _key("features.zarr", _path, "the feature store (a path or an fsspec URL)", flag="--store")
+    store: str | tuple[str, ...] = _key(
+        "features.zarr", _stores,
+        "the feature store (a path or an fsspec URL); or a list of stores of the same files, one per feature set "
+        '(`["robust.zarr", "musicnn.zarr"]`, `--store robust.zarr --store musicnn.zarr`), read as one store of the sets '
+        "combined (`robust+musicnn`)",
+        flag="--store", metavar="STORE",
+    )
     audio: str = _key(
         "", _text,
         "an audio folder to featurize into `store` first (resumed, so cheap to repeat); `\"\"`: the store is ready",
     )
     feature_set: str = _key(
         "", _feature_set,
-        "a feature set name, which the store must hold; `\"\"`: whichever set the store holds "
-        "(and batchgenre's default set when `audio` is featurized first)",
+        "a feature set name, which the store must hold, or several joined with `+` (`robust+musicnn`); "
+        "`\"\"`: whichever set the store holds (and batchgenre's default set when `audio` is featurized first)",
     )
     genres: tuple[str, ...] | str = _key(
         "all", _genres,
@@ -299,7 +313,8 @@ _KEYS: dict[str, dict[str, dataclasses.Field]] = {
 class Flag:
     """A ``train`` option that overrides one key.
 
-    ``kind`` is the type the option's text converts to (int, float, str; bool for an on-switch), and
+    ``kind`` is the type the option's text converts to (int, float, str; bool for an on-switch),
+    ``many`` whether it may be given more than once (a key that holds one value or a list), and
     ``help`` the key's help, without Markdown, naming the key.
     """
 
@@ -309,6 +324,7 @@ class Flag:
     kind: type
     help: str
     metavar: str | None
+    many: bool = False
 
     @property
     def dest(self) -> str:
@@ -324,10 +340,12 @@ def _flags() -> tuple[Flag, ...]:
         for key, f in _KEYS[table].items():
             if f.metadata["flag"] is None:
                 continue
-            kind = next(t for t in typing.get_args(hints[key]) or (hints[key],) if t is not type(None))
+            kinds = typing.get_args(hints[key]) or (hints[key],)
+            kind = next(t for t in kinds if t is not type(None))
+            many = any(typing.get_origin(t) is tuple for t in kinds)
             text = f.metadata["help"].replace("`", "")
             described = f"{text} (overrides [{table}] {key})"
-            flags.append(Flag(f.metadata["flag"], table, key, kind, described, f.metadata["metavar"]))
+            flags.append(Flag(f.metadata["flag"], table, key, kind, described, f.metadata["metavar"], many))
     return tuple(flags)
 
 
@@ -395,6 +413,8 @@ def with_overrides(config: Config, **flags: Any) -> Config:
         if value is None:
             continue
         flag = by_dest[dest]
+        if flag.many and isinstance(value, list) and len(value) == 1:
+            value = value[0]  # given once: what the key holds when the TOML names one value
         try:
             value = _KEYS[flag.table][flag.key].metadata["check"](value)
         except _Bad as bad:
@@ -427,17 +447,24 @@ def _check_together(config: Config) -> None:
                 f"{src}: [model] log_blocks must name feature blocks ({', '.join(known_blocks)}), "
                 f"got {name!r}{_did_you_mean(name, known_blocks)}"
             )
+    if config.data.audio and not isinstance(config.data.store, str):
+        raise BatchgenreError(
+            f"{src}: [data] audio is featurized into one store, but [data] store names {len(config.data.store)}; "
+            'name one (and set feature_set = "robust+musicnn" to compute several sets into it), '
+            "or leave audio out and featurize each store with `batchgenre featurize --features SET`"
+        )
     if config.data.feature_set:
         check_feature_set(config, get_feature_set(config.data.feature_set))
 
 
 def check_feature_set(config: Config, fs) -> None:
-    """Refuse a config whose model would read none of the summaries of feature set ``fs``."""
-    if not set(config.model.summaries) & set(fs.summaries):
-        raise BatchgenreError(
-            f"{config.source}: [model] summaries must include one of feature set {fs.name!r}'s summaries "
-            f"({', '.join(fs.summaries)}), got {', '.join(config.model.summaries)}"
-        )
+    """Refuse a config whose model would read none of the summaries of feature set ``fs``, or of one of its parts."""
+    for part in fs.parts:
+        if not set(config.model.summaries) & set(part.summaries):
+            raise BatchgenreError(
+                f"{config.source}: [model] summaries must include one of feature set {part.name!r}'s summaries "
+                f"({', '.join(part.summaries)}), got {', '.join(config.model.summaries)}"
+            )
 
 
 def to_toml(config: Config) -> str:

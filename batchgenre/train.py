@@ -20,6 +20,7 @@ from batchgenre.errors import BatchgenreError
 from batchgenre.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
 from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
 from batchgenre.fit import Tested, describe_baseline, fit_and_test, fit_classifier
+from batchgenre.joined import JoinedStores, open_stores
 from batchgenre.robustness import featurize_variants
 from batchgenre.run_outputs import run_facts, write_outputs
 from batchgenre.store import FeatureStore
@@ -102,29 +103,30 @@ def plan_splits(rows: Rows, cfg: SplitConfig) -> tuple[list[Split], Split]:
     return [], split_rows(rows, train=cfg.train, validation=cfg.validation, test=cfg.test, seed=cfg.seed)
 
 
-def _open_store(config: Config) -> FeatureStore:
-    """The configured store, featurized first from ``[data] audio`` when that is set."""
-    url = config.data.store
-    if config.data.audio:
+def _open_store(config: Config) -> FeatureStore | JoinedStores:
+    """The configured store (or stores, read as one), featurized first from ``[data] audio`` when that is set."""
+    urls = [config.data.store] if isinstance(config.data.store, str) else list(config.data.store)
+    if config.data.audio:  # into one store: the config refuses audio with several
         from batchgenre.featurize import featurize
 
         genres = None if config.data.genres == "all" else list(config.data.genres)
         data = config.data
         feature_set = data.feature_set or DEFAULT_FEATURE_SET
-        summary = featurize(Path(data.audio), out=url, feature_set=feature_set, genres=genres, workers=data.workers)
+        summary = featurize(Path(data.audio), out=urls[0], feature_set=feature_set, genres=genres, workers=data.workers)
         if summary.failed:
             log.warning("%d files failed to featurize; they are left out", len(summary.failed))
-    elif not FeatureStore.exists(url):
-        if Path(url).is_dir():
-            raise BatchgenreError(
-                f'{url}: a folder, but not a feature store; to featurize it first, set [data] audio = "{url}"'
-            )
-        raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize`")
-    store = FeatureStore.open(url)
+    for url in urls:
+        if not FeatureStore.exists(url):
+            if Path(url).is_dir():
+                raise BatchgenreError(
+                    f'{url}: a folder, but not a feature store; to featurize it first, set [data] audio = "{url}"'
+                )
+            raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize`")
+    store = open_stores(urls)
     made_with = store.attrs.get("feature_set")
     if config.data.feature_set and made_with != config.data.feature_set:
         raise BatchgenreError(
-            f"{url} holds feature set {made_with!r}, but {config.source} asks for {config.data.feature_set!r}: "
+            f"{store.url} holds feature set {made_with!r}, but {config.source} asks for {config.data.feature_set!r}: "
             f"set [data] feature_set = {made_with!r} (or leave it out), "
             f"or featurize with --features {config.data.feature_set}"
         )

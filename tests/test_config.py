@@ -126,6 +126,7 @@ def train_flags(*argv: str):
     "argv, table, key, value",
     [
         (["--store", "s.zarr"], "data", "store", "s.zarr"),
+        (["--store", "a.zarr", "--store", "b.zarr"], "data", "store", ("a.zarr", "b.zarr")),
         (["--out", "runs/x"], "output", "dir", "runs/x"),
         (["--seed", "7"], "split", "seed", 7),
         (["--weight-seed", "3"], "train", "weight_seed", 3),
@@ -148,7 +149,8 @@ def test_each_train_flag_lands_on_its_key(argv, table, key, value):
         (["--folds", "1"], "--folds must be 0 (one split) or a number of folds of at least 2, got 1"),
         (["--seed", "-1"], "--seed must be an integer of at least 0, got -1"),
         (["--repeats", "0"], "--repeats must be an integer of at least 1, got 0"),
-        (["--store", " "], "--store must be a non-empty path, got ' '"),
+        (["--store", " "], "--store must be a non-empty path, or a list of distinct paths, like [\"robust.zarr\", \"musicnn.zarr\"], got ' '"),
+        (["--store", "a.zarr", "--store", "a.zarr"], "--store must be a non-empty path, or a list of distinct paths, like [\"robust.zarr\", \"musicnn.zarr\"], got ['a.zarr', 'a.zarr']"),
     ],
 )
 def test_a_bad_flag_value_is_refused_naming_the_flag(argv, message):

@@ -83,6 +83,48 @@ def test_unknown_feature_set_names_the_known_ones():
         get_feature_set("tutorail")
 
 
+def test_a_combined_set_is_its_parts_end_to_end_on_real_audio(gtzan):
+    from batchgenre.audio import load
+
+    robust, musicnn = get_feature_set("robust"), get_feature_set("musicnn")
+    combined = get_feature_set("robust+musicnn")
+    assert combined.name == "robust+musicnn" and combined.parts == (robust, musicnn)
+    assert combined.names == robust.names + musicnn.names and combined.size == robust.size + musicnn.size == 520
+    assert combined.params == {"robust": robust.params, "musicnn": musicnn.params}
+    # Each part keeps its own summaries: robust has no max, musicnn no std.
+    assert "mfcc.std.00" in combined.names and "mfcc.max.00" not in combined.names
+    assert "musicnn.max.000" in combined.names and "musicnn.std.000" not in combined.names
+    assert combined.summaries == ("mean", "std", "max") and combined.warm_up and not musicnn.warm_up
+    y = load(sorted((gtzan / "jazz").glob("*.wav"))[0])
+    vector = combined.extract(y, sr=22050)
+    assert vector.dtype == np.float32 and vector.shape == (520,)
+    assert np.array_equal(vector, np.concatenate([robust.extract(y, sr=22050), musicnn.extract(y, sr=22050)]))
+
+
+def test_a_combined_set_fails_a_clip_that_one_part_cannot_use():
+    short = synth.noise(seconds=2.0)  # musicnn needs 3 s; robust alone takes it
+    assert get_feature_set("robust").extract(short, sr=22050).shape == (120,)
+    with pytest.raises(FeatureError):
+        get_feature_set("robust+musicnn").extract(short, sr=22050)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("robust+fast", "feature set 'robust+fast': 'robust' and 'fast' both have a value named 'mfcc.mean.00'"),
+        ("tutorial+fast", "'tutorial' and 'fast' both have a value named 'chroma_stft.mean.C'"),
+        ("robust+robust", "feature set 'robust+robust' names 'robust' twice"),
+        ("robust+musicnn+robust", "names 'robust' twice"),
+        ("robust+mfcc", "unknown feature set 'robust+mfcc' ('mfcc' is not one): choose one of tutorial, fast, robust, musicnn, or several joined with +"),
+        ("robust+", "unknown feature set 'robust+' ('' is not one)"),
+    ],
+)
+def test_a_combination_that_cannot_be_told_apart_is_refused_in_one_line(name, message):
+    with pytest.raises(BatchgenreError) as caught:
+        get_feature_set(name)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_fast_set_computes_the_same_quantities_from_one_float32_stft(tmp_path):
     import librosa
 
