@@ -35,7 +35,7 @@ _BLOCK_FRAMES = 1 << 16
 # FFmpeg seeks land on a packet boundary, and the first packets after a seek decode badly for
 # codecs that carry state across packets (Opus pre-roll, AAC overlap, the MP3 bit reservoir),
 # so seek this far before the wanted offset and throw the extra away.
-_PREROLL_SECONDS = 0.5
+PREROLL_SECONDS = 0.5
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,7 @@ class _AvSource:
         if first is None:
             return
         if start and first.pts is not None:
-            target = max(0.0, start / self.samplerate - _PREROLL_SECONDS)
+            target = max(0.0, start / self.samplerate - PREROLL_SECONDS)
             container.seek(first.pts + int(target / stream.time_base), stream=stream)
             frames = container.decode(stream)
             pos = None

@@ -114,7 +114,7 @@ class Library:
         return cls(root, songs, tuple(Broken(**b) for b in manifest["broken"]))
 
 
-def _genre_clips(corpus: Path) -> dict[str, list[str]]:
+def genre_clips(corpus: Path) -> dict[str, list[str]]:
     """The corpus's clips by genre folder, as sorted paths relative to ``corpus``."""
     clips: dict[str, list[str]] = {}
     for f in corpus_files(corpus):
@@ -147,7 +147,7 @@ def plan(corpus: Path, *, songs: int, seed: int) -> tuple[list[Song], list[Broke
 
     Formats are dealt evenly and shuffled, so any four songs hold all four formats.
     """
-    clips = _genre_clips(corpus)
+    clips = genre_clips(corpus)
     genres = sorted(clips)
     artists = _artists(corpus, genres)
     rng = np.random.default_rng(seed)
@@ -332,7 +332,7 @@ def cached_library(corpus: Path, *, cache: Path, songs: int, seed: int, jobs: in
     """The library these parameters make, generated under ``cache`` the first time only."""
     corpus = Path(corpus).resolve()
     key = json.dumps(
-        [GENERATOR_VERSION, songs, seed, str(corpus), [f for clips in _genre_clips(corpus).values() for f in clips]]
+        [GENERATOR_VERSION, songs, seed, str(corpus), [f for clips in genre_clips(corpus).values() for f in clips]]
     )
     root = cache / f"library-{songs}-seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
     if (root / "manifest.json").is_file():
@@ -343,7 +343,7 @@ def cached_library(corpus: Path, *, cache: Path, songs: int, seed: int, jobs: in
     return Library.read(root)
 
 
-def _cli_command() -> list[str]:
+def cli_command() -> list[str]:
     script = Path(sys.executable).with_name("batchgenre")
     return [str(script)] if script.exists() else [sys.executable, "-m", "batchgenre.cli"]
 
@@ -360,7 +360,7 @@ def default_model(corpus: Path, *, cache: Path, workers: int) -> Path:
             ["featurize", corpus, "--genres", THREE_GENRES, "--out", f"{tmp}/three.zarr", "--workers", workers],
             ["train", config, "--store", f"{tmp}/three.zarr", "--out", f"{tmp}/run"],
         ):
-            done = subprocess.run([*_cli_command(), *map(str, args)], capture_output=True, text=True)
+            done = subprocess.run([*cli_command(), *map(str, args)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"training the default model failed at `batchgenre {args[0]}`:\n{done.stderr[-2000:]}")
         shutil.rmtree(run, ignore_errors=True)
@@ -413,7 +413,7 @@ def run_cli(args: list, *, workers: int, expect: tuple[int, int], summary: str) 
     from benchmarks.memory import peaks_mib
 
     with connect(workers=workers) as client, get_task_stream(client) as stream:
-        command = [sys.executable, "-c", _MEASURED, *_cli_command(), *map(str, args)]
+        command = [sys.executable, "-c", _MEASURED, *cli_command(), *map(str, args)]
         started = time.perf_counter()
         done = subprocess.run([*command, "--scheduler", client.scheduler.address], capture_output=True, text=True)
         wall = time.perf_counter() - started

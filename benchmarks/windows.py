@@ -33,8 +33,8 @@ from benchmarks.library import (
     FORMATS,
     SONG_SECONDS,
     Song,
-    _cli_command,
-    _genre_clips,
+    cli_command,
+    genre_clips,
     cached_library,
     song_audio,
     write_audio,
@@ -48,7 +48,7 @@ _FFMPEG_FORMATS = {"m4a"}
 
 def halves(corpus: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Each genre's clips dealt alternately into two halves, by sorted name."""
-    clips = _genre_clips(corpus)
+    clips = genre_clips(corpus)
     return {g: c[0::2] for g, c in clips.items()}, {g: c[1::2] for g, c in clips.items()}
 
 
@@ -71,7 +71,7 @@ def trained_model(corpus: Path, half: dict[str, list[str]], *, cache: Path, work
             ["featurize", f"{tmp}/clips", "--out", f"{tmp}/half.zarr", "--workers", workers],
             ["train", config, "--store", f"{tmp}/half.zarr", "--out", f"{tmp}/run"],
         ):
-            done = subprocess.run([*_cli_command(), *map(str, args)], capture_output=True, text=True)
+            done = subprocess.run([*cli_command(), *map(str, args)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"training on a half failed at `batchgenre {args[0]}`:\n{done.stderr[-2000:]}")
         shutil.rmtree(run, ignore_errors=True)
@@ -100,23 +100,22 @@ def held_out_songs(corpus: Path, half: dict[str, list[str]], *, per_genre: int, 
 
 def probabilities(model, path: Path, *, feature_set: str, count: int | None) -> np.ndarray | None:
     """The mean of a song's window probabilities [shape=(genres,)], or None when no window is usable."""
-    from batchgenre.classify import _probabilities
     from batchgenre.windows import Windows, file_windows
 
     windows = Windows(window=WINDOW, count=count)
     item = file_windows(path, name=path.name, feature_set=feature_set, sr=SR, windows=windows)
-    return None if item.features is None else _probabilities(model, item.features).mean(axis=0)
+    return None if item.features is None else model.probabilities(item.features).mean(axis=0)
 
 
 def decoded_share(path: Path, fmt: str, *, count: int | None) -> float:
     """Share of the song inside the windows ``count`` chooses (every window: all of it), FFmpeg's pre-roll included."""
-    from batchgenre.audio import _PREROLL_SECONDS, probe_duration, spread_starts
+    from batchgenre.audio import PREROLL_SECONDS, probe_duration, spread_starts
 
     if count is None:
         return 1.0
     duration = probe_duration(path)
     starts = spread_starts(duration, window=WINDOW, count=count)
-    preroll = _PREROLL_SECONDS if fmt in _FFMPEG_FORMATS else 0.0
+    preroll = PREROLL_SECONDS if fmt in _FFMPEG_FORMATS else 0.0
     return sum(min(WINDOW, duration - s) + min(preroll, s) for s in starts) / duration
 
 
@@ -189,8 +188,8 @@ def accuracy(corpus: Path, args, policies: list[int | None], name: dict) -> None
     agree: dict[int | None, list[bool]] = {n: [] for n in policies}
     halves_ = halves(corpus)
     for train, test in (halves_, halves_[::-1]):
-        model, metadata = load_classifier(trained_model(corpus, train, cache=args.cache, workers=args.workers))
-        genres = metadata["genres"]
+        model = load_classifier(trained_model(corpus, train, cache=args.cache, workers=args.workers))
+        metadata, genres = model.metadata, model.genres
         for song in held_out_songs(corpus, test, per_genre=args.per_genre, cache=args.cache, seed=args.seed):
             every = None
             for count in policies:
