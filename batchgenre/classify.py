@@ -96,7 +96,7 @@ def classify_dir(
     *,
     model_path: Path | None,
     out: Path,
-    windows: Windows = Windows(),
+    windows: Windows | None = None,
     workers: int = 2,
     scheduler: str | None = None,
     retry_failed: bool = False,
@@ -104,7 +104,10 @@ def classify_dir(
     memory_cap: int = DEFAULT_MEMORY_CAP,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> Summary:
-    """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it."""
+    """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it.
+
+    ``windows`` None cuts files as the model learnt (``model_windows``).
+    """
     from batchgenre.cluster import connect
     from batchgenre.corpus import discover, rows_per_chunk
     from batchgenre.results import ResultsTable
@@ -118,6 +121,7 @@ def classify_dir(
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     model, metadata = load_classifier(model_path)
     genres = metadata["genres"]
+    windows = windows or model_windows(metadata)
     _warn_if_windows_differ(metadata, windows)
     table = ResultsTable(out, genres=genres)
     done = {p for p, r in table.rows.items() if r.get("status") == "classified" or not retry_failed}
@@ -170,19 +174,27 @@ def _predict_into(table, model, genres: list[str], items: list[FileWindows], *, 
         table.add(result_row(item, genres, rows, min_confidence=min_confidence))
 
 
+def model_windows(metadata: dict) -> Windows:
+    """How to cut files for a model: into its window rows' length (featurize --window), else 30 s windows."""
+    window = metadata.get("window")
+    return Windows(window=window, hop=window) if window else Windows()
+
+
 def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
-    trained = metadata.get("duration")
+    trained = metadata.get("window") or metadata.get("duration")
     if trained and abs(windows.window - trained) > 1e-6:
         log.warning("the model learnt from %g s clips; classifying %g s windows may be less accurate", trained, windows.window)
 
 
 def classify_one(
-    source: str, *, model_path: Path | None, windows: Windows = Windows(), min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    source: str, *, model_path: Path | None, windows: Windows | None = None,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> dict:
-    """Classify one file or URL in this process; returns its results row."""
+    """Classify one file or URL in this process; returns its results row. ``windows`` None: the model's."""
     if "://" not in source and not Path(source).is_file():
         raise BatchgenreError(f"{source}: no such file")
     model, metadata = load_classifier(model_path)
+    windows = windows or model_windows(metadata)
     _warn_if_windows_differ(metadata, windows)
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:

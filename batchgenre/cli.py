@@ -124,8 +124,11 @@ def _add_confidence_option(p: argparse.ArgumentParser) -> None:
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("which audio", "by default every file is cut into windows and their probabilities averaged")
-    group.add_argument("--window", type=_seconds, default=30.0, help="window length in seconds (default 30)")
-    group.add_argument("--hop", type=_seconds, default=30.0, help="seconds between window starts (default 30)")
+    group.add_argument(
+        "--window", type=_seconds,
+        help="window length in seconds (default: the model's, from featurize --window; else 30)",
+    )
+    group.add_argument("--hop", type=_seconds, help="seconds between window starts (default: the window)")
     group.add_argument("--offset", type=_seconds, help="classify one excerpt starting here instead (seconds)")
     group.add_argument("--duration", type=_seconds, help="length of that excerpt in seconds (default 30)")
 
@@ -134,9 +137,13 @@ def _windows(args: argparse.Namespace):
     from batchgenre.windows import Windows
 
     if args.offset is None and args.duration is None:
-        if args.window <= 0 or args.hop <= 0:
+        if args.window is None and args.hop is None:
+            return None  # the model's own windows (classify.model_windows)
+        window = 30.0 if args.window is None else args.window
+        hop = window if args.hop is None else args.hop
+        if window <= 0 or hop <= 0:
             raise BatchgenreError("--window and --hop must be more than 0 seconds")
-        return Windows(window=args.window, hop=args.hop)
+        return Windows(window=window, hop=hop)
     duration = 30.0 if args.duration is None else args.duration
     if duration <= 0:
         raise BatchgenreError("--duration must be more than 0 seconds")
@@ -196,6 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--augment", type=_whole_number(0, MAX_AUGMENT), default=0, metavar="K",
         help="also add K altered copies of each labelled file (gain, bandwidth, rate, codec) for training",
+    )
+    p.add_argument(
+        "--window", type=_positive_seconds, metavar="S",
+        help="one row per S-second window of the excerpt instead of one per file (duration // S rows; "
+        "train keeps a file's windows together, classify-dir cuts files the same way)",
     )
     _add_clip_options(p)
     _add_cluster_options(p)
@@ -286,7 +298,7 @@ def _featurize(args: argparse.Namespace) -> int:
         out=args.out,
         feature_set=args.features,
         genres=args.genres,
-        clip=Clip(offset=args.offset, duration=args.duration or None),
+        clip=Clip(offset=args.offset, duration=args.duration or None, window=args.window),
         workers=args.workers,
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
