@@ -193,9 +193,9 @@ def group_of(store: FeatureStore, groups: dict[str, str], index: np.ndarray) -> 
     return {groups[str(p)] for p in store.column("path")[index]}
 
 
-@pytest.mark.parametrize("folds, repeats", [(3, 2), (5, 1)])
-def test_group_splits_keep_every_group_on_one_side_and_copies_with_their_source(tmp_path, folds, repeats):
-    store = make_store(tmp_path / "f.zarr", per_genre=12, copies=1)
+@pytest.mark.parametrize("folds, repeats, windows", [(3, 2, 1), (5, 1, 1), (3, 1, 3)])
+def test_group_splits_keep_every_group_on_one_side_and_copies_and_windows_with_their_file(tmp_path, folds, repeats, windows):
+    store = make_store(tmp_path / "f.zarr", per_genre=12, copies=1, windows=windows)
     groups = write_groups(tmp_path / "meta.csv", store, per_group=3)  # files alternate genres: mixed-genre groups
     rows = with_groups(select_rows(store, genres="all"), store, tmp_path / "meta.csv")
     assert len(np.unique(rows.group)) == 12
@@ -204,7 +204,8 @@ def test_group_splits_keep_every_group_on_one_side_and_copies_with_their_source(
     assert np.array_equal(np.bincount(tested, minlength=store.n_rows)[rows.index], np.full(len(rows.index), repeats))
     one = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0)
     for s in [*splits, one, final_split(rows, validation=0.25, seed=0)]:
-        parts = [group_of(store, groups, part) for part in (rows.fit_rows(s.train), s.validation, s.test)]
+        used = (rows.fit_rows(s.train), rows.file_rows(s.validation)[0], rows.file_rows(s.test)[0])
+        parts = [group_of(store, groups, part) for part in used]
         assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
         assert len(s.train) + len(s.validation) + len(s.test) == len(rows.index)
     assert {len(s.test) for s in splits[:folds]} != {0}
