@@ -89,7 +89,10 @@ def classify_dir(
     memory_cap: int = DEFAULT_MEMORY_CAP,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> Summary:
-    """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it."""
+    """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it.
+
+    Windows of no length (``Windows.window`` None) are cut as long as the model's (``Windows.for_model``).
+    """
     from batchgenre.cluster import connect
     from batchgenre.corpus import discover, rows_per_chunk
     from batchgenre.results import ResultsTable
@@ -103,6 +106,7 @@ def classify_dir(
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     model = load_classifier(model_path)
     metadata, genres = model.metadata, model.genres
+    windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)
     table = ResultsTable(out, genres=genres)
     done = {p for p, r in table.rows.items() if r.get("status") == "classified" or not retry_failed}
@@ -163,7 +167,7 @@ def _predict_into(
 
 
 def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
-    trained = metadata.get("duration")
+    trained = metadata.get("window") or metadata.get("duration")
     if trained and abs(windows.window - trained) > 1e-6:
         log.warning("the model learnt from %g s clips; classifying %g s windows may be less accurate", trained, windows.window)
 
@@ -171,11 +175,12 @@ def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
 def classify_one(
     source: str, *, model_path: Path | None, windows: Windows = Windows(), min_confidence: float = DEFAULT_MIN_CONFIDENCE
 ) -> dict:
-    """Classify one file or URL in this process; returns its results row."""
+    """Classify one file or URL in this process; returns its results row. Windows of no length get the model's."""
     if "://" not in source and not Path(source).is_file():
         raise BatchgenreError(f"{source}: no such file")
     model = load_classifier(model_path)
     metadata = model.metadata
+    windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:

@@ -143,8 +143,10 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
         help=f"classify N windows spread evenly over each file, decoding only those; all (or 0): every window, "
         f"--hop apart (default {DEFAULT_COUNT}, or all when --hop is given)",
     )
-    group.add_argument("--window", type=_seconds, default=30.0, help="window length in seconds (default 30)")
-    group.add_argument("--hop", type=_seconds, help="seconds between window starts with --windows all (default 30)")
+    group.add_argument(
+        "--window", type=_seconds, help="window length in seconds (default: the model's, from featurize --window; else 30)"
+    )
+    group.add_argument("--hop", type=_seconds, help="seconds between window starts with --windows all (default: the window)")
     group.add_argument("--offset", type=_seconds, help="classify one excerpt starting here instead (seconds)")
     group.add_argument("--duration", type=_seconds, help="length of that excerpt in seconds (default 30)")
 
@@ -153,7 +155,7 @@ def _windows(args: argparse.Namespace):
     from batchgenre.windows import DEFAULT_COUNT, Windows
 
     if args.offset is None and args.duration is None:
-        if args.window <= 0 or (args.hop is not None and args.hop <= 0):
+        if (args.window is not None and args.window <= 0) or (args.hop is not None and args.hop <= 0):
             raise BatchgenreError("--window and --hop must be more than 0 seconds")
         if args.hop is not None and args.windows:
             raise BatchgenreError(
@@ -163,7 +165,7 @@ def _windows(args: argparse.Namespace):
             count = None if args.hop is not None else DEFAULT_COUNT
         else:
             count = args.windows or None
-        return Windows(window=args.window, hop=30.0 if args.hop is None else args.hop, count=count)
+        return Windows(window=args.window, hop=args.hop, count=count)  # no length: the model's
     if args.windows is not None:
         raise BatchgenreError("--windows and --offset/--duration choose the audio two ways: give one of them")
     duration = 30.0 if args.duration is None else args.duration
@@ -227,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--augment", type=_whole_number(0, MAX_AUGMENT), default=0, metavar="K",
         help="also add K altered copies of each labelled file (gain, bandwidth, rate, codec) for training",
+    )
+    p.add_argument(
+        "--window", type=_positive_seconds, metavar="S",
+        help="one row per S-second window of the excerpt instead of one per file (duration // S rows; "
+        "train keeps a file's windows together, classify-dir cuts files the same way)",
     )
     _add_clip_options(p)
     _add_cluster_options(p)
@@ -318,7 +325,7 @@ def _featurize(args: argparse.Namespace) -> int:
         out=args.out,
         feature_set=args.features,
         genres=args.genres,
-        clip=Clip(offset=args.offset, duration=args.duration or None),
+        clip=Clip(offset=args.offset, duration=args.duration or None, window=args.window),
         workers=args.workers,
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,

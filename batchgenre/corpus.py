@@ -17,11 +17,29 @@ BLOCKS_PER_WORKER = 4
 
 @dataclass(frozen=True)
 class Clip:
-    """Which audio a row is computed from: ``duration`` s (None: to the end) from ``offset`` s, at ``sr`` Hz."""
+    """Which audio a row is computed from: ``duration`` s (None: to the end) from ``offset`` s, at ``sr`` Hz.
+
+    With a ``window`` of S s, a file gives ``windows`` rows instead of one: row j holds
+    ``[offset + j*S, offset + (j+1)*S)``, and a tail shorter than S is left out.
+    """
 
     sr: int = SAMPLE_RATE
     offset: float = 0.0
     duration: float | None = 30.0
+    window: float | None = None
+
+    @property
+    def windows(self) -> int:
+        """Rows per file: 1 for the whole excerpt, else the whole windows the excerpt holds."""
+        if self.window is None:
+            return 1
+        return int(self.duration / self.window + 1e-9)  # 30 / 0.1 is 299.99999999999994 in floats
+
+    def window_bounds(self, j: int) -> tuple[int, int | None]:
+        """Samples [start, stop) of window ``j`` in the decoded excerpt; (0, None), all of it, without a window."""
+        if self.window is None:
+            return 0, None
+        return round(j * self.window * self.sr), round((j + 1) * self.window * self.sr)
 
 
 def discover(root: Path) -> list[str]:

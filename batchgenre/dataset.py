@@ -25,14 +25,19 @@ class Rows:
 
     Splits are drawn over source rows, one per file. Augmented copies of a file (featurize
     --augment) are training rows only: they follow their source into whatever a model is fit
-    on and never into the rows it is scored on, so no file is on both sides of a split.
+    on and never into the rows it is scored on, so no file is on both sides of a split. In a
+    store of window rows (featurize --window), a file's first done window is its source row and
+    its other windows follow it everywhere: into the rows a model is fit on, validated on and
+    scored on, where the file is scored once, by the mean of its windows' probabilities.
 
     index [shape=(n,), dtype=int64]: store row numbers of the source rows, ascending.
     label [shape=(n,), dtype=int32]: position of each source row's genre in ``genres``.
-    copies [shape=(m,), dtype=int64]: store row numbers of augmented copies, ascending.
+    copies [shape=(m,), dtype=int64]: store row numbers of augmented copies (any window), ascending.
     copy_of [shape=(m,), dtype=int64]: the source row of each copy.
     group [shape=(n,), dtype=int64] or None: each source row's group (an artist, say; see
         ``with_groups``); splits then keep every group on one side.
+    windows [shape=(w,), dtype=int64]: store row numbers of the source files' other windows, ascending.
+    window_of [shape=(w,), dtype=int64]: the source row of each of them.
     """
 
     index: np.ndarray
@@ -41,22 +46,35 @@ class Rows:
     copies: np.ndarray
     copy_of: np.ndarray
     group: np.ndarray | None = None
+    windows: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    window_of: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def labels_of(self, index: np.ndarray) -> np.ndarray:
-        """Labels [shape=(k,), dtype=int32] of store rows ``index``: source rows, or copies (their source's label)."""
+        """Labels [shape=(k,), dtype=int32] of store rows ``index``: source rows, or their windows and copies."""
         rows, labels = self._lookup
         return labels[np.searchsorted(rows, index)]
 
     @cached_property
     def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.concatenate([self.index, self.copies])
-        labels = np.concatenate([self.label, self.label[np.searchsorted(self.index, self.copy_of)]])
+        rows = np.concatenate([self.index, self.windows, self.copies])
+        sources = np.concatenate([self.index, self.window_of, self.copy_of])
         order = np.argsort(rows)
-        return rows[order], labels[order]
+        return rows[order], self.label[np.searchsorted(self.index, sources[order])]
+
+    def file_rows(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows a model is validated or scored on for source rows ``index``: each with its file's other windows.
+
+        Returns store rows [shape=(k,), ascending] and the source row (the file) of each [shape=(k,)].
+        """
+        kept = np.isin(self.window_of, index)
+        rows = np.concatenate([index, self.windows[kept]])
+        files = np.concatenate([index, self.window_of[kept]])
+        order = np.argsort(rows)
+        return rows[order], files[order]
 
     def fit_rows(self, index: np.ndarray) -> np.ndarray:
-        """Source rows ``index`` and every copy of them, ascending: the rows a model is fit on."""
-        return np.union1d(index, self.copies[np.isin(self.copy_of, index)])
+        """Source rows ``index``, their files' other windows and every copy of them, ascending: the rows a model is fit on."""
+        return np.union1d(self.file_rows(index)[0], self.copies[np.isin(self.copy_of, index)])
 
 
 @dataclass(frozen=True)
@@ -81,7 +99,16 @@ def select_rows(store: FeatureStore, *, genres: list[str] | str) -> Rows:
     status, label = store.column("status"), store.column("label").astype(np.int64)
     copy = store.column("augment") > 0
     done = status == DONE
-    counts = {g: int(np.sum(done & ~copy & (label == i))) for i, g in enumerate(store_genres)}
+    source = done & ~copy
+    if store.window is not None:
+        # A file's first done window stands for it in splits; the others follow it (Rows.windows).
+        candidates = np.flatnonzero(source)
+        first = {}
+        for row, path in zip(candidates.tolist(), store.column("path")[candidates].tolist()):
+            first.setdefault(path, row)
+        source = np.zeros_like(source)
+        source[list(first.values())] = True
+    counts = {g: int(np.sum(source & (label == i))) for i, g in enumerate(store_genres)}
     if genres == "all":
         wanted = [g for g in store_genres if counts[g]]
         if len(wanted) < len(store_genres):
@@ -102,23 +129,29 @@ def select_rows(store: FeatureStore, *, genres: list[str] | str) -> Rows:
     mapped = remap[np.where(label >= 0, label, len(store_genres))]
     failed = int(np.sum((status != DONE) & ~copy & (mapped >= 0)))
     if failed:
-        log.info("left out %d files of these genres that are not featurized (failed or pending)", failed)
-    index = np.flatnonzero(done & ~copy & (mapped >= 0))
+        what = "files" if store.window is None else "windows"
+        log.info("left out %d %s of these genres that are not featurized (failed or pending)", failed, what)
+    index = np.flatnonzero(source & (mapped >= 0))
     copies, copy_of = _copies(store, index, done & copy & (mapped >= 0))
-    return Rows(index=index, label=mapped[index], genres=wanted, copies=copies, copy_of=copy_of)
+    windows, window_of = _copies(store, index, done & ~copy & ~source & (mapped >= 0))
+    return Rows(
+        index=index, label=mapped[index], genres=wanted, copies=copies, copy_of=copy_of,
+        windows=windows, window_of=window_of,
+    )
 
 
 def _copies(store: FeatureStore, sources: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Usable copy rows whose source file is among ``sources``, and the source row of each; found by path."""
+    """Usable rows (copies, or other windows) whose file is among ``sources``, and the source row of each; found by path.
+
+    Matched in a dict: NumPy 2.4's ``searchsorted`` on the store's StringDType paths misplaces strings
+    longer than 15 bytes (``tests/test_dataset.py`` shows it).
+    """
     if not usable.any():
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    paths = store.column("path")
-    order = np.argsort(paths[sources])
-    source_paths = paths[sources][order]
+    source_of = dict(zip(store.column("path")[sources].tolist(), sources.tolist()))
     candidates = np.flatnonzero(usable)
-    at = np.clip(np.searchsorted(source_paths, paths[candidates]), 0, len(sources) - 1)
-    found = source_paths[at] == paths[candidates]
-    return candidates[found], sources[order][at[found]]
+    found = np.array([source_of.get(p, -1) for p in store.column("path")[candidates].tolist()], dtype=np.int64)
+    return candidates[found >= 0], found[found >= 0]
 
 
 def with_groups(rows: Rows, store: FeatureStore, metadata: str | Path) -> Rows:

@@ -14,7 +14,7 @@ from batchgenre.corpus import Clip, discover, rows_per_chunk
 from batchgenre.errors import BatchgenreError, describe
 from batchgenre.features import DEFAULT_FEATURE_SET
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
-from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
+from batchgenre.store import DONE, FAILED, MAX_WINDOWS, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def store_attrs(*, feature_set_name: str, clip: Clip, root: Path) -> dict:
         "sample_rate": clip.sr,
         "offset": clip.offset,
         "duration": clip.duration,
+        "window": clip.window,
         "root": str(root),
         "genres": [],
         "versions": {"batchgenre": __version__, "librosa": librosa.__version__, "numpy": np.__version__},
@@ -106,7 +107,8 @@ def featurize(
     """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there.
 
     With ``augment`` k, each labelled file also gets k rows made from altered copies of it
-    (``variants.augmentation``), marked in the store's ``augment`` column.
+    (``variants.augmentation``), marked in the store's ``augment`` column. With ``clip.window``,
+    each file (and copy) gets one row per window of its excerpt (``Clip.windows``).
 
     Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
     """
@@ -115,6 +117,7 @@ def featurize(
     root = Path(root).resolve()
     if not root.is_dir():
         raise BatchgenreError(f"{root}: no such folder")
+    _check_window(clip)
     relpaths, file_genres = select(root, discover(root), genres)
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
@@ -130,15 +133,16 @@ def featurize(
                 raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
             _say_if_genres_are_ignored(store, genres)
             # Planned before any cluster starts, so a run with nothing left to do starts none.
-            vanished = _plan(store, relpaths, file_genres, root, augment=augment)
+            vanished = _plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows)
             todo = _blocks_to_run(store, retry_failed)
         if store is None or todo:
             with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
                 if store is None:
                     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-                    chunk = rows_per_chunk(len(relpaths), n_workers)
+                    # Blocks are sized in files, so a block holds its files' windows whole and decodes each file once.
+                    chunk = rows_per_chunk(len(relpaths), n_workers) * clip.windows
                     store = FeatureStore.create(url, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
-                    vanished = _plan(store, relpaths, file_genres, root, augment=augment)
+                    vanished = _plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows)
                     todo = _blocks_to_run(store, retry_failed)
                 lost, workers_lost = _run_blocks(
                     client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap
@@ -148,14 +152,36 @@ def featurize(
 
     status = store.column("status")
     paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
+    windows = store.column("window")
     failed = [
-        (str(paths[i]) + (f" (altered copy {copies[i]})" if copies[i] else ""), str(errors[i]))
+        (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
         for i in np.flatnonzero(status == FAILED)
     ]
     return Summary(
         store=out, done=int((status == DONE).sum()), failed=failed, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,
     )
+
+
+def _check_window(clip: Clip) -> None:
+    """Window rows need a fixed excerpt, so that every file has the same number of rows, known when it is planned."""
+    if clip.window is None:
+        return
+    if clip.window <= 0:
+        raise BatchgenreError(f"--window must be more than 0 seconds, got {clip.window:g}")
+    if clip.duration is None:
+        raise BatchgenreError("--window needs a fixed --duration (each file gets duration / window rows), not --duration 0")
+    if not 1 <= clip.windows <= MAX_WINDOWS:
+        raise BatchgenreError(
+            f"--window {clip.window:g} gives {clip.windows} windows in --duration {clip.duration:g}: "
+            f"choose a window from {clip.duration / MAX_WINDOWS:g} to {clip.duration:g} seconds"
+        )
+
+
+def _row_part(window: float | None, copy: int, j: int) -> str:
+    """What a row is of its file, for a failure's line: an altered copy, a window, both or neither."""
+    parts = ([f"altered copy {copy}"] if copy else []) + ([f"window {j} at {j * window:g} s"] if window else [])
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _say_if_genres_are_ignored(store: FeatureStore, genres: list[str] | None) -> None:
@@ -170,23 +196,25 @@ def _say_if_genres_are_ignored(store: FeatureStore, genres: list[str] | None) ->
 
 
 def _plan(
-    store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path, *, augment: int
+    store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path, *, augment: int,
+    windows: int = 1,
 ) -> list[str]:
-    """Add rows for files (and altered copies) the store lacks, redo replaced ones; return files gone from ``root``."""
+    """Add rows for files (altered copies, windows) the store lacks, redo replaced ones; return files gone from ``root``."""
     # Rows without a path are what a killed plan left; plan_rows fills them first.
-    known = {(p, k) for p, k in zip(store.column("path").tolist(), store.column("augment").tolist()) if p}
+    columns = (store.column(name).tolist() for name in ("path", "augment", "window"))
+    known = {(p, k, j) for p, k, j in zip(*columns) if p}
     new = [
-        (p, g, k)
+        (p, g, k, j)
         for p, g in zip(relpaths, file_genres)
         for k in range(1 + (augment if g is not None else 0))
-        if (p, k) not in known
+        for j in range(windows)  # a file's windows side by side: row i*windows + j of a new store
+        if (p, k, j) not in known
     ]
     if new:
-        store.add_genres(sorted({g for _, g, _ in new if g is not None}))
+        store.add_genres(sorted({g for _, g, _, _ in new if g is not None}))
         index = {g: i for i, g in enumerate(store.genres)}
-        store.plan_rows(
-            [p for p, _, _ in new], [index[g] if g is not None else -1 for _, g, _ in new], [k for _, _, k in new]
-        )
+        paths, genres, copies, js = zip(*new)
+        store.plan_rows(list(paths), [index[g] if g is not None else -1 for g in genres], list(copies), list(js))
         if known:
             log.info("%d new rows since the store was last written", len(new))
     paths = store.column("path")
@@ -194,17 +222,18 @@ def _plan(
     if len(replaced):
         log.info("%d files were replaced since they were featurized; computing them again", len(set(paths[replaced])))
     present = set(relpaths)
-    vanished = sorted({p for p, _ in known if p and p not in present and not (root / p).exists()})
+    vanished = sorted({p for p, _, _ in known if p and p not in present and not (root / p).exists()})
     if vanished:
         log.warning("%d files in the store no longer exist under %s; their rows are kept", len(vanished), root)
     return vanished
 
 
 def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
-    """Blocks with rows left to compute, and how many rows each will compute."""
+    """Blocks with rows left to compute, and how many files (or altered copies) each will decode for them."""
     status = store.column("status")
-    redo = rows_to_compute(status, retry_failed=retry_failed) & (store.column("path") != "")
-    counts = np.bincount(np.flatnonzero(redo) // store.rows_per_chunk, minlength=store.n_blocks)
+    redo = np.flatnonzero(rows_to_compute(status, retry_failed=retry_failed) & (store.column("path") != ""))
+    files = {(int(i // store.rows_per_chunk), p, k) for i, p, k in zip(redo, store.column("path")[redo], store.column("augment")[redo])}
+    counts = np.bincount([block for block, _, _ in files], minlength=store.n_blocks)
     return {int(k): int(n) for k, n in enumerate(counts) if n}
 
 
@@ -216,8 +245,8 @@ def _run_blocks(
     from batchgenre.runner import run_blocks
 
     attrs = store.attrs
-    clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"])
-    log.info("featurizing %d files in %d blocks of up to %d", sum(todo.values()), len(todo), store.rows_per_chunk)
+    clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"], window=attrs.get("window"))
+    log.info("featurizing %d files in %d blocks of up to %d rows", sum(todo.values()), len(todo), store.rows_per_chunk)
     lost = []
 
     def finished(block: int, _: int | None, error: Exception | None) -> None:
@@ -241,8 +270,9 @@ def featurize_block(
 ) -> int:
     """Compute the rows of one block that are not done and write the block's chunks; runs on a worker.
 
-    Files are decoded in a sandbox helper, so one that hangs or crashes fails alone. Returns the
-    number of rows computed. Errors of single files become FAILED rows.
+    Each file (or altered copy) is decoded once for all its rows, in a sandbox helper, so one that
+    hangs or crashes fails alone. Returns the number of files decoded. Errors of single files
+    fail their rows; a window that cannot be featurized (silent, say) fails its own row alone.
     """
     from batchgenre.runner import file_done
     from batchgenre.sandbox import borrowed
@@ -255,30 +285,43 @@ def featurize_block(
         error=store.column("error", start, stop).astype(object),
     )
     paths, copies = store.column("path", start, stop), store.column("augment", start, stop)
+    windows = store.column("window", start, stop)
     todo = np.flatnonzero(rows_to_compute(rows.status, retry_failed=retry_failed) & (paths != ""))
+    files: dict[tuple[str, int], list[int]] = {}
+    for i in todo:
+        files.setdefault((str(paths[i]), int(copies[i])), []).append(int(i))
     with borrowed(memory_cap=memory_cap) as box:
-        for i in todo:
+        for (path, copy), at in files.items():
             try:
-                rows.features[i] = box.call(
-                    extract_file, Path(root), str(paths[i]), feature_set, clip, int(copies[i]), timeout=file_timeout
+                results = box.call(
+                    extract_file, Path(root), path, feature_set, clip, copy, tuple(int(windows[i]) for i in at),
+                    timeout=file_timeout,
                 )
-                rows.status[i], rows.error[i] = DONE, ""
             except Exception as error:  # one bad file never stops the block
-                rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, describe(error)
+                results = [describe(error)] * len(at)
+            for i, result in zip(at, results):
+                if isinstance(result, str):
+                    rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, result
+                else:
+                    rows.features[i], rows.status[i], rows.error[i] = result, DONE, ""
             file_done()
     store.write_block(block, rows)
-    return len(todo)
+    return len(files)
 
 
-def extract_file(root: Path, relpath: str, feature_set: str, clip: Clip, copy: int = 0) -> np.ndarray:
-    """One row's feature vector [shape=(D,), dtype=float32]: the file's, from one decode, or its altered ``copy``'s.
+def extract_file(
+    root: Path, relpath: str, feature_set: str, clip: Clip, copy: int = 0, windows: tuple[int, ...] = (0,)
+) -> list[np.ndarray | str]:
+    """Rows of one file, or of its altered ``copy``, from one decode: for each of ``windows``
+    (``Clip.window_bounds``), its feature vector [shape=(D,), dtype=float32], or the reason it has none.
 
-    An altered copy is written as a real file and decoded again, so it takes the same path as any file.
+    An altered copy is written as a real file and decoded again, so it takes the same path as any
+    file. A file that cannot be decoded raises; a window too short or silent to featurize is a reason.
     """
     import tempfile
 
     from batchgenre.audio import load
-    from batchgenre.features import get_feature_set
+    from batchgenre.features import FeatureError, get_feature_set
     from batchgenre.variants import augmentation, write_variant
 
     y = load(root / relpath, sr=clip.sr, offset=clip.offset, duration=clip.duration)
@@ -286,5 +329,13 @@ def extract_file(root: Path, relpath: str, feature_set: str, clip: Clip, copy: i
         with tempfile.TemporaryDirectory(prefix="batchgenre-augment-") as tmp:
             altered = write_variant(y, sr=clip.sr, variant=augmentation(relpath, copy), path=Path(tmp, "copy"))
             y = load(altered, sr=clip.sr, duration=None)
-    return get_feature_set(feature_set).extract(y, sr=clip.sr)
+    fs = get_feature_set(feature_set)
+    results = []
+    for j in windows:
+        start, stop = clip.window_bounds(j)
+        try:
+            results.append(fs.extract(y[start:stop], sr=clip.sr))
+        except FeatureError as error:
+            results.append(describe(error))
+    return results
 

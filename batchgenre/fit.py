@@ -36,7 +36,10 @@ class Fit:
 
 @dataclass(frozen=True)
 class Scored:
-    """Test rows scored: true labels, the model's and the baseline's predictions [shape=(n_test,)]."""
+    """Test files scored: true labels, the model's and the baseline's predictions [shape=(n_test,)].
+
+    A file is one row, or, in a store of window rows, all its windows (see ``score``).
+    """
 
     y_true: np.ndarray
     y_pred: np.ndarray
@@ -76,8 +79,9 @@ def fit_and_test(
     """Fit on the split and score its test rows, and, with ``variants``, every variant of those test clips."""
     fit = fit_classifier(store, rows, split, config)
     baseline = fit_baseline(store, rows, split, config) if config.train.baseline else None
+    test_rows, test_files = rows.file_rows(split.test)
+    scored = score(fit.model, baseline, store, test_rows, rows.labels_of(test_rows), config, files=test_files)
     labels = rows.labels_of(split.test)
-    scored = score(fit.model, baseline, store, split.test, labels, config)
     by_variant = {}
     if variants is not None:
         at = np.searchsorted(variants.source, split.test)
@@ -101,7 +105,7 @@ def fit_classifier(store: FeatureStore, rows: Rows, split: Split, config: Config
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True))
     history = model.fit(
         _stream(store, rows, train_rows, config, shuffle=True),
-        validation_data=_stream(store, rows, split.validation, config) if len(split.validation) else None,
+        validation_data=_stream(store, rows, rows.file_rows(split.validation)[0], config) if len(split.validation) else None,
         epochs=cfg.epochs,
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles
@@ -149,20 +153,39 @@ def describe_baseline(config: Config) -> str:
     return f"standardised logistic regression (scikit-learn) on the whole vector{logged}"
 
 
-def score(model, baseline, store: FeatureStore, index: np.ndarray, labels: np.ndarray, config: Config) -> Scored:
+def score(
+    model, baseline, store: FeatureStore, index: np.ndarray, labels: np.ndarray, config: Config,
+    *, files: np.ndarray | None = None,
+) -> Scored:
     """The model's and the baseline's predictions for rows ``index`` of ``store``, whose true labels are ``labels``.
 
-    No rows give an empty ``Scored``: Keras cannot predict on an empty stream.
+    With ``files`` [shape=(len(index),)], the file of each row (window rows of one file share it), a
+    file is predicted once, as classify-dir predicts it: the genre of the mean of its rows'
+    probabilities; the result then holds one entry per file, in the order of ``np.unique(files)``.
+    Without it, each row is a file. No rows give an empty ``Scored``: Keras cannot predict on an empty stream.
     """
     if not len(index):
         empty = np.asarray(labels)[:0]
         return Scored(empty, empty, None if baseline is None else empty)
+    files = index if files is None else files
     order = np.argsort(index)  # the stream reads rows in store order
-    index, labels = index[order], labels[order]
+    index, labels, files = index[order], labels[order], files[order]
+    _, first, file_at = np.unique(files, return_index=True, return_inverse=True)
     batches = stream(store, index, labels, batch_size=config.train.batch_size)
-    predicted = model.predict(batches, verbose=0).argmax(axis=1)
-    baseline_pred = None if baseline is None else baseline.predict(read_features(store, index))
-    return Scored(labels, predicted, baseline_pred)
+    predicted = _mean_by_file(model.predict(batches, verbose=0), file_at, len(first)).argmax(axis=1)
+    baseline_pred = None
+    if baseline is not None:
+        # Columns of predict_proba are the genres the baseline met in training, which may be fewer than all.
+        probabilities = _mean_by_file(baseline.predict_proba(read_features(store, index)), file_at, len(first))
+        baseline_pred = baseline.classes_[probabilities.argmax(axis=1)]
+    return Scored(labels[first], predicted, baseline_pred)
+
+
+def _mean_by_file(probabilities: np.ndarray, file_at: np.ndarray, n_files: int) -> np.ndarray:
+    """Mean probabilities [shape=(n_files, genres)] of rows [shape=(n, genres)] whose file is ``file_at`` [shape=(n,)]."""
+    sums = np.zeros((n_files, probabilities.shape[1]))
+    np.add.at(sums, file_at, probabilities)
+    return sums / np.bincount(file_at, minlength=n_files)[:, None]
 
 
 def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, *, shuffle: bool = False):

@@ -47,6 +47,18 @@ def run_facts(
             else {}
         ),
         "augmented_copies": len(rows.copies),
+        **(
+            {
+                "windows": {
+                    "seconds": store.window,
+                    "rows": len(rows.index) + len(rows.windows),
+                    # Accuracy, per-genre figures and the confusion matrix count files, as classify-dir does.
+                    "scored": "files, each by the mean of its windows' probabilities (model and baseline)",
+                }
+            }
+            if store.window is not None
+            else {}
+        ),
         "seed": config.split.seed,
         "weight_seed": config.train.weight_seed,
         "saved_model_epochs": saved.epochs,

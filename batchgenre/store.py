@@ -6,12 +6,17 @@ Layout (N rows, D features, B rows per chunk; every array is chunked by B rows):
     label     int16   [N]      index into attrs["genres"], -1 when unlabelled
     path      str     [N]      relative to attrs["root"]
     augment   uint8   [N]      0 for the file itself, k > 0 for its k-th altered copy (featurize --augment)
+    window    uint16  [N]      which window of its file (or copy) the row is: 0 for a whole-excerpt row
     status    uint8   [N]      PENDING, DONE or FAILED
     error     str     [N]      the reason a row failed, "" otherwise
     size      int64   [N]      the file's size in bytes when its row was planned, -1 unknown
     mtime_ns  int64   [N]      the file's modification time (ns) then, -1 unknown
 
-The client writes ``path``, ``label``, ``augment``, ``size`` and ``mtime_ns`` when it plans rows, and sends
+With ``attrs["window"]`` S (featurize --window), each file has ``duration // S`` rows, window j
+covering ``[offset + j*S, offset + (j+1)*S)``, planned together so a block holds its files' windows; without
+it (None, or absent in older stores, which also lack the ``window`` array) a row is the whole excerpt.
+
+The client writes ``path``, ``label``, ``augment``, ``window``, ``size`` and ``mtime_ns`` when it plans rows, and sends
 rows whose file was replaced back to PENDING, before any task runs; the task of block k alone writes rows
 [k*B, (k+1)*B) of ``features``, ``error`` and, last, ``status``. A chunk write is whole or absent (zarr-python
 3.1.3 and later write a local chunk to a temporary file and rename it; an object store's PUT is atomic), so a
@@ -49,8 +54,9 @@ ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
 MAX_AUGMENT = int(np.iinfo(np.uint8).max)  # altered copies a file can have: the augment column is uint8
 STAT_ARRAYS = ("size", "mtime_ns")  # not in ROW_ARRAYS: older stores lack them and must still open
 UNKNOWN_STAT = -1
+MAX_WINDOWS = int(np.iinfo(np.uint16).max)  # windows a file can have: the window column is uint16
 # Attributes that decide what a feature vector means: a rerun must agree on all of them.
-AUDIO_KEYS = ("feature_set", "feature_params", "feature_names", "sample_rate", "offset", "duration")
+AUDIO_KEYS = ("feature_set", "feature_params", "feature_names", "sample_rate", "offset", "duration", "window")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class FeatureStore:
         group.create_array("label", shape=(0,), chunks=(b,), dtype="int16", fill_value=-1)
         group.create_array("path", shape=(0,), chunks=(b,), dtype=str)
         group.create_array("augment", shape=(0,), chunks=(b,), dtype="uint8", fill_value=0)
+        group.create_array("window", shape=(0,), chunks=(b,), dtype="uint16", fill_value=0)
         group.create_array("status", shape=(0,), chunks=(b,), dtype="uint8", fill_value=PENDING)
         group.create_array("error", shape=(0,), chunks=(b,), dtype=str)
         group.attrs.update({**attrs, "store_format": STORE_FORMAT, "rows_per_chunk": b})
@@ -131,11 +138,18 @@ class FeatureStore:
         return int(self.group["path"].shape[0])
 
     @property
+    def window(self) -> float | None:
+        """Seconds per window row (featurize --window); None when a row is a file's whole excerpt."""
+        return self.group.attrs.get("window")
+
+    @property
     def genres(self) -> list[str]:
         return list(self.group.attrs.get("genres", []))
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows [start, stop) of one array."""
+        """Rows [start, stop) of one array; a store older than the ``window`` array reads as all window 0."""
+        if name == "window" and name not in self.group:
+            return np.zeros(len(range(*slice(start, stop).indices(self.n_rows))), dtype=np.uint16)
         return self.group[name][start:stop]
 
     def block_bounds(self, block: int) -> tuple[int, int]:
@@ -158,25 +172,31 @@ class FeatureStore:
 
     # -- writing ----------------------------------------------------------------------------
 
-    def plan_rows(self, paths: list[str], labels: list[int], augment: list[int] | None = None) -> None:
-        """Plan new rows (client only, before their tasks run): write path, label and augment.
+    def plan_rows(
+        self, paths: list[str], labels: list[int], augment: list[int] | None = None, windows: list[int] | None = None
+    ) -> None:
+        """Plan new rows (client only, before their tasks run): write path, label, augment and window.
 
         A plan killed between growing the arrays and writing their paths leaves rows with an
         empty path; they are filled first, and the arrays grow only for the rest. Their file
         stats start unknown; ``note_replaced_files`` records them.
         """
         augment = augment if augment is not None else [0] * len(paths)
+        windows = windows if windows is not None else [0] * len(paths)
         free = np.flatnonzero(self.column("path") == "")
         rows = np.concatenate([free[: len(paths)], np.arange(self.n_rows, self.n_rows + max(0, len(paths) - len(free)))])
         stop = max(self.n_rows, int(rows.max()) + 1) if len(rows) else self.n_rows
-        for name in ROW_ARRAYS + STAT_ARRAYS:
-            if name not in self.group:  # a store older than the stat columns; note_replaced_files adds them
+        for name in ROW_ARRAYS + ("window",) + STAT_ARRAYS:
+            if name not in self.group:  # a store older than these columns: no window, and note_replaced_files adds stats
                 continue
             array = self.group[name]
             array.resize((stop, *array.shape[1:]))
             if name in STAT_ARRAYS:
                 array.set_coordinate_selection(rows, UNKNOWN_STAT)  # a free row may hold a killed plan's stat
-        for name, values, dtype in (("label", labels, "int16"), ("augment", augment, "uint8"), ("path", paths, str)):
+        columns = [("label", labels, "int16"), ("augment", augment, "uint8"), ("window", windows, "uint16")]
+        for name, values, dtype in columns + [("path", paths, str)]:  # path last: it marks the row planned
+            if name not in self.group:
+                continue
             self.group[name].set_coordinate_selection(rows, np.asarray(values, dtype=object).astype(dtype))
 
     def note_replaced_files(self, stats: np.ndarray) -> np.ndarray:

@@ -48,6 +48,11 @@ def train(config: Config, *, force: bool = False) -> Report:
             f"{run_dir}: the run folder exists; pass --force to write over it, or choose another --out"
         )
     store = _open_store(config)
+    if config.train.robustness and store.window is not None:
+        # Its copies are featurized whole (robustness.featurize_variants), so they would not match window rows.
+        raise BatchgenreError(
+            f"{store.url} holds {store.window:g}-second window rows; --robustness needs a store of whole excerpts"
+        )
     # From here on the config names the set the store holds and the weight seed, as does the config.toml it writes.
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, feature_set=store.attrs["feature_set"]))
     if config.train.weight_seed is None:

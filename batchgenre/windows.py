@@ -6,7 +6,7 @@ uses; ``classify`` turns them into predictions in the client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +18,20 @@ from batchgenre.sandbox import DEFAULT_MEMORY_CAP
 # Windows the command line classifies per file unless told otherwise; the figures that chose it are
 # in benchmarks/README.md (benchmarks.windows).
 DEFAULT_COUNT = 5
+# The window length of a model trained on whole clips (featurize without --window).
+DEFAULT_WINDOW = 30.0
 
 
 @dataclass(frozen=True)
 class Windows:
     """How a file is cut: ``window`` s every ``hop`` s over ``[offset, offset + duration)`` (None: to the end).
 
-    With a ``count``, only that many windows, spread evenly over the whole file, are decoded
+    ``window`` None is the model's (``for_model``), ``hop`` None the window. With a ``count``, only that many windows, spread evenly over the whole file, are decoded
     (``audio.iter_spread_windows``), and ``hop``, ``offset`` and ``duration`` are not used.
     """
 
-    window: float = 30.0
-    hop: float = 30.0
+    window: float | None = None
+    hop: float | None = None
     offset: float = 0.0
     duration: float | None = None
     count: int | None = None
@@ -38,6 +40,11 @@ class Windows:
     def excerpt(cls, *, offset: float, duration: float) -> "Windows":
         """One window: the excerpt itself, as the tutorial classifies 60-90 s of a song."""
         return cls(window=duration, hop=duration, offset=offset, duration=duration)
+
+    def for_model(self, model_window: float | None) -> "Windows":
+        """These windows with their length filled in: the model's window rows' (featurize --window), else 30 s."""
+        window = self.window or model_window or DEFAULT_WINDOW
+        return replace(self, window=window, hop=self.hop or window)
 
 
 @dataclass
@@ -60,6 +67,7 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
     from batchgenre.features import FeatureError, get_feature_set
 
     fs = get_feature_set(feature_set)
+    windows = windows.for_model(None)  # a length left open by a caller that knows no model: 30 s
     try:
         vectors, reasons = [], []
         if windows.count is None:

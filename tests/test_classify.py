@@ -308,3 +308,24 @@ def test_missing_foreign_and_default_models_get_one_line(tmp_path):
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     result = run_cli("classify-dir", tmp_path / "music", "--out", tmp_path / "r.csv", cwd=tmp_path)
     assert result.returncode == 2 and "batchgenre train configs/three_genres.toml" in result.stderr
+
+
+def test_a_model_of_window_rows_cuts_files_as_it_learnt_unless_told_otherwise(tmp_path):
+    from batchgenre.train import train
+    from tests.test_dataset import make_store
+    from tests.test_train import make_config
+
+    store = make_store(tmp_path / "f.zarr", per_genre=4, windows=3)  # 10 s windows of 30 s excerpts
+    train(make_config(store.url, tmp_path / "run", train={"epochs": 2}))
+    model = tmp_path / "run" / "model.keras"
+    synth.write(tmp_path / "audio" / "song.wav", synth.noise(seconds=32, seed=0, amplitude=0.3))  # a 2 s tail is dropped
+    own = run_cli("classify-dir", tmp_path / "audio", "--model", model, "--out", tmp_path / "own.csv", "--workers", "1")
+    assert own.returncode == 0, own.stderr
+    assert read_csv(tmp_path / "own.csv")[0]["windows"] == "3" and "may be less accurate" not in own.stderr
+    told = run_cli(
+        "classify-dir", tmp_path / "audio", "--model", model, "--out", tmp_path / "told.csv", "--workers", "1", "--window", "30"
+    )
+    assert told.returncode == 0, told.stderr
+    assert read_csv(tmp_path / "told.csv")[0]["windows"] == "1" and "learnt from 10 s clips" in told.stderr
+    one = run_cli("classify", tmp_path / "audio" / "song.wav", "--model", model)
+    assert one.returncode == 0 and "(3 windows, 32.0 s)" in one.stdout, one.stderr

@@ -160,6 +160,9 @@ def test_a_file_deleted_during_the_run_gets_a_failed_row(tmp_path):
         (["featurize", "{corpus}", "--workers", "0"], "--workers: must be at least 1"),
         (["featurize", "{corpus}", "--workers", "many"], "--workers: must be a whole number"),
         (["featurize", "{corpus}", "--offset", "-1"], "--offset: must be zero or more"),
+        (["featurize", "{corpus}", "--window", "0"], "--window: must be more than 0 seconds"),
+        (["featurize", "{corpus}", "--window", "3", "--duration", "0"], "--window needs a fixed --duration"),
+        (["featurize", "{corpus}", "--window", "40"], "--window 40 gives 0 windows in --duration 30"),
     ],
 )
 def test_bad_command_lines_get_one_clear_line(tmp_path, args, message):
@@ -181,6 +184,37 @@ def test_a_store_made_with_other_audio_parameters_is_refused(tmp_path):
     result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--duration", "10")
     assert result.returncode == 2 and "duration=30.0" in result.stderr and "duration=10.0" in result.stderr
     assert store_rows(out).keys() == before.keys()
+
+
+def test_window_rows_cut_each_file_and_a_window_that_cannot_be_featurized_fails_alone(tmp_path):
+    from batchgenre.audio import load
+
+    corpus = tmp_path / "corpus"
+    sound, quiet = synth.tone(freq=440, seconds=2), synth.tone(freq=440, seconds=2) * 0
+    synth.write(corpus / "a" / "gap.wav", np.concatenate([sound, quiet, sound]))  # its middle window is silent
+    synth.write(corpus / "a" / "short.wav", synth.tone(freq=220, seconds=3))  # no third window at all
+    synth.write(corpus / "b" / "noise.wav", synth.noise(seconds=6, seed=1, amplitude=0.3))
+    out = tmp_path / "f.zarr"
+    result = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--window", "2", "--duration", "6", "--workers", "1")
+    assert result.returncode == 3, result.stderr  # some rows failed
+    store = FeatureStore.open(str(out))
+    assert store.attrs["window"] == 2.0 and store.window == 2.0 and store.rows_per_chunk % 3 == 0
+    assert store.column("path").tolist() == ["a/gap.wav"] * 3 + ["a/short.wav"] * 3 + ["b/noise.wav"] * 3
+    assert store.column("window").tolist() == [0, 1, 2] * 3
+    assert store.column("status").tolist() == [DONE, FAILED, DONE, DONE, DONE, FAILED, DONE, DONE, DONE]
+    assert "silent" in store.column("error")[1] and "too short" in store.column("error")[5]
+    assert "a/gap.wav (window 1 at 2 s): silent" in result.stderr
+    features, fast = store.column("features"), get_feature_set("fast")
+    for row, relpath in ((0, "a/gap.wav"), (2, "a/gap.wav"), (4, "a/short.wav"), (7, "b/noise.wav")):
+        j = row % 3
+        y = load(corpus / relpath, sr=22050, duration=6.0)
+        # Equal up to float32 rounding: the worker's BLAS may sum in another order.
+        np.testing.assert_allclose(features[row], fast.extract(y[j * 44100 : (j + 1) * 44100], sr=22050), rtol=1e-5, atol=1e-8)
+
+    other = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--window", "3", "--duration", "6", "--workers", "1")
+    assert other.returncode == 2 and "window=2.0" in other.stderr and "window=3.0" in other.stderr
+    whole = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--duration", "6", "--workers", "1")
+    assert whole.returncode == 2 and "window=2.0" in whole.stderr and "window=None" in whole.stderr
 
 
 def test_rerun_appends_new_files_skips_done_ones_and_reports_vanished(tmp_path):

@@ -277,6 +277,46 @@ def test_augmented_copies_are_trained_on_but_never_scored(tmp_path):
     assert np.asarray(metrics["confusion_matrix"]).sum() == 6
 
 
+def test_window_rows_are_trained_on_and_each_test_file_is_scored_by_its_mean_probability(tmp_path):
+    from batchgenre.fit import fit_baseline, fit_classifier, score
+    from batchgenre.train import plan_splits
+
+    store = make_store(tmp_path / "f.zarr", per_genre=10, windows=3, failed=(7,))  # file 2 lost its second window
+    cfg = make_config(store.url, tmp_path / "run", train={"epochs": 3, "weight_seed": 0})
+    metrics = train_and_read(cfg)
+    assert metrics["rows"] == 30 and metrics["windows"]["seconds"] == 10.0 and metrics["windows"]["rows"] == 89
+    assert metrics["split_sizes"] == {"train": 18, "validation": 6, "test": 6}  # files, not windows
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 6  # each test file counted once
+    assert json.loads(zipfile.ZipFile(tmp_path / "run" / "model.keras").read("batchgenre.json"))["window"] == 10.0
+
+    rows = select_rows(store, genres="all")
+    split = plan_splits(rows, cfg.split)[1]
+    model, baseline = fit_classifier(store, rows, split, cfg).model, fit_baseline(store, rows, split, cfg)
+    test_rows, files = rows.file_rows(split.test)
+    scored = score(model, baseline, store, test_rows, rows.labels_of(test_rows), cfg, files=files)
+    x = read_features(store, test_rows)
+    for who, probabilities, predicted in ((model, model.predict(x, verbose=0), scored.y_pred),
+                                          (baseline, baseline.predict_proba(x), scored.baseline_pred)):
+        means = [probabilities[files == f].mean(axis=0) for f in split.test]
+        np.testing.assert_array_equal(predicted, np.argmax(means, axis=1))
+    np.testing.assert_array_equal(scored.y_true, rows.labels_of(split.test))
+
+
+def train_and_read(cfg: config.Config) -> dict:
+    from batchgenre.train import train
+
+    train(cfg)
+    return json.loads((Path(cfg.output.dir) / "metrics.json").read_text())
+
+
+def test_robustness_on_window_rows_is_refused_in_one_line(tmp_path):
+    from batchgenre.train import train
+
+    store = make_store(tmp_path / "f.zarr", per_genre=4, windows=3)
+    with pytest.raises(BatchgenreError, match="holds 10-second window rows; --robustness needs a store of whole excerpts"):
+        train(make_config(store.url, tmp_path / "run", train={"robustness": True}))
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
