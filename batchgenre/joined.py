@@ -9,7 +9,7 @@ from batchgenre.features import JOIN, get_feature_set
 from batchgenre.store import DONE, FAILED, PENDING, STAT_ARRAYS, FeatureStore
 
 # Attributes that say which audio a row's features come from: stores joined row by row must agree on them.
-CLIP_KEYS = ("sample_rate", "offset", "duration", "root")
+CLIP_KEYS = ("sample_rate", "offset", "duration", "window", "root")
 # Arrays that say what a row is, rather than what became of it, less ``label`` (compared by genre name).
 _OUTCOME_ARRAYS = {"features", "label", "status", "error", *STAT_ARRAYS}
 
@@ -18,7 +18,7 @@ class JoinedStores:
     """Stores of the same rows side by side: row i is row i of each, its features each store's end to end.
 
     Read as train reads a :class:`FeatureStore` (``url``, ``attrs``, ``genres``, ``rows_per_chunk``,
-    ``n_rows``, ``column`` and ``group["features"]``), so the splits and the stream need nothing of
+    ``n_rows``, ``window``, ``column`` and ``group["features"]``), so the splits and the stream need nothing of
     their own. The feature set is the stores' sets joined (``robust+musicnn``), with each part's
     parameters and value names as :func:`features.get_feature_set` gives them for that name; a row
     is done only where every store has it done. Chunks are the first store's.
@@ -46,6 +46,10 @@ class JoinedStores:
     @property
     def genres(self) -> list[str]:
         return self.stores[0].genres
+
+    @property
+    def window(self) -> float | None:
+        return self.stores[0].window
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows [start, stop) of one array: the first store's, but ``status`` (done where every store's is, failed
