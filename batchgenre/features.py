@@ -47,6 +47,9 @@ class FeatureSet:
     # librosa's numba kernels would otherwise compile during a real file, not for a set whose
     # first call only loads weights that most runs never use.
     warm_up: bool = field(default=True, compare=False)
+    # The shortest audio a row can be computed from, so that featurize refuses a shorter --duration
+    # or --window up front instead of failing every file.
+    min_seconds: float = field(default=0.0, compare=False)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.summaries if s not in SUMMARY_FUNCTIONS]
@@ -358,6 +361,7 @@ MUSICNN = FeatureSet(
     frames=musicnn.frames,
     summaries=musicnn.SUMMARIES,
     warm_up=False,
+    min_seconds=musicnn.MIN_SAMPLES / musicnn.SAMPLE_RATE,
 )
 
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (TUTORIAL, FAST, ROBUST, MUSICNN)}
@@ -404,6 +408,10 @@ class CombinedFeatureSet:
     @property
     def warm_up(self) -> bool:
         return any(part.warm_up for part in self.parts)
+
+    @property
+    def min_seconds(self) -> float:
+        return max(part.min_seconds for part in self.parts)
 
     @property
     def names(self) -> list[str]:

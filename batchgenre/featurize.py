@@ -12,7 +12,7 @@ import numpy as np
 from batchgenre import __version__
 from batchgenre.corpus import Clip, discover, rows_per_chunk
 from batchgenre.errors import BatchgenreError, describe
-from batchgenre.features import DEFAULT_FEATURE_SET
+from batchgenre.features import DEFAULT_FEATURE_SET, get_feature_set
 from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import DONE, FAILED, MAX_WINDOWS, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
 
@@ -118,6 +118,7 @@ def featurize(
     if not root.is_dir():
         raise BatchgenreError(f"{root}: no such folder")
     _check_window(clip)
+    _check_long_enough(clip, get_feature_set(feature_set))
     relpaths, file_genres = select(root, discover(root), genres)
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
@@ -175,6 +176,15 @@ def _check_window(clip: Clip) -> None:
         raise BatchgenreError(
             f"--window {clip.window:g} gives {clip.windows} windows in --duration {clip.duration:g}: "
             f"choose a window from {clip.duration / MAX_WINDOWS:g} to {clip.duration:g} seconds"
+        )
+
+
+def _check_long_enough(clip: Clip, fs) -> None:
+    """A row shorter than the set can use would fail every file: refuse it before any is decoded."""
+    row, option = (clip.window, "--window") if clip.window is not None else (clip.duration, "--duration")
+    if row is not None and row < fs.min_seconds:
+        raise BatchgenreError(
+            f"--features {fs.name} needs at least {fs.min_seconds:.2f} s of audio a row, {option} {row:g} gives {row:g} s"
         )
 
 

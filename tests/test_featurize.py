@@ -163,6 +163,8 @@ def test_a_file_deleted_during_the_run_gets_a_failed_row(tmp_path):
         (["featurize", "{corpus}", "--window", "0"], "--window: must be more than 0 seconds"),
         (["featurize", "{corpus}", "--window", "3", "--duration", "0"], "--window needs a fixed --duration"),
         (["featurize", "{corpus}", "--window", "40"], "--window 40 gives 0 windows in --duration 30"),
+        (["featurize", "{corpus}", "--features", "musicnn", "--duration", "2"], "--duration 2 gives 2 s"),
+        (["featurize", "{corpus}", "--features", "robust+musicnn", "--window", "1"], "needs at least 2.98 s"),
     ],
 )
 def test_bad_command_lines_get_one_clear_line(tmp_path, args, message):
