@@ -126,7 +126,8 @@ def _open_store(config: Config) -> FeatureStore | JoinedStores:
                 raise BatchgenreError(
                     f'{url}: a folder, but not a feature store; to featurize it first, set [data] audio = "{url}"'
                 )
-            raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize`")
+            how = f" --features {config.data.feature_set}" if config.data.feature_set and len(urls) == 1 else ""
+            raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize AUDIO_FOLDER{how} --out {url}`")
     store = open_stores(urls)
     made_with = store.attrs.get("feature_set")
     if config.data.feature_set and made_with != config.data.feature_set:
