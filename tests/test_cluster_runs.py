@@ -69,7 +69,8 @@ def _untrained_model(attrs: dict, path: Path) -> Path:
 
     from batchgenre.model import save_model
 
-    net = keras.Sequential([keras.Input((len(attrs["feature_names"]),)), keras.layers.Dense(2, activation="softmax")])
+    inputs = keras.Input((len(attrs["feature_names"]),))
+    net = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))  # a chain, as serving reads
     save_model(net, path, metadata={**attrs, "genres": ["high", "low"]})
     return path
 
