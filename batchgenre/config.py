@@ -187,6 +187,7 @@ class DataConfig:
         "", _feature_set,
         "a feature set name, which the store must hold, or several joined with `+` (`robust+musicnn`); "
         "`\"\"`: whichever set the store holds (and batchgenre's default set when `audio` is featurized first)",
+        flag="--features", metavar="SET",
     )
     genres: tuple[str, ...] | str = _key(
         "all", _genres,

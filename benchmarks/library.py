@@ -355,14 +355,21 @@ def default_model(corpus: Path, *, cache: Path, workers: int) -> Path:
     if (run / "model.keras").is_file():
         return run / "model.keras"
     config = Path(__file__).resolve().parents[1] / "configs" / "three_genres.toml"
+    return trained_through_cli(
+        ["featurize", corpus, "--genres", THREE_GENRES, "--workers", workers], ["train", config], run, what="the default model"
+    )
+
+
+def trained_through_cli(featurize: list, train: list, run: Path, *, what: str) -> Path:
+    """``batchgenre featurize`` into a temporary store, then ``batchgenre train`` on it; the run folder moved to ``run``.
+
+    Returns the model.keras; a failing command stops the benchmark with its last lines.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        for args in (
-            ["featurize", corpus, "--genres", THREE_GENRES, "--out", f"{tmp}/three.zarr", "--workers", workers],
-            ["train", config, "--store", f"{tmp}/three.zarr", "--out", f"{tmp}/run"],
-        ):
+        for args in ([*featurize, "--out", f"{tmp}/f.zarr"], [*train, "--store", f"{tmp}/f.zarr", "--out", f"{tmp}/run"]):
             done = subprocess.run([*cli_command(), *map(str, args)], capture_output=True, text=True)
             if done.returncode != 0:
-                raise SystemExit(f"training the default model failed at `batchgenre {args[0]}`:\n{done.stderr[-2000:]}")
+                raise SystemExit(f"training {what} failed at `batchgenre {args[0]}`:\n{done.stderr[-2000:]}")
         shutil.rmtree(run, ignore_errors=True)
         shutil.move(f"{tmp}/run", run)
     return run / "model.keras"
