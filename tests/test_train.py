@@ -320,7 +320,7 @@ def test_robustness_on_window_rows_is_refused_in_one_line(tmp_path):
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("missing store", "nowhere.zarr: no feature store there; make one with `batchgenre featurize`"),
+        ("missing store", "nowhere.zarr: no feature store there; make one with `batchgenre featurize AUDIO_FOLDER --out "),
         ("audio folder as store", "a folder, but not a feature store; to featurize it first, set [data] audio"),
         ("genre without rows", "no featurized rows of genre 'jazz'"),
         ("other feature set", "fast.zarr holds feature set 'fast', but "),
