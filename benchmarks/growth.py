@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,14 +27,21 @@ import soundfile as sf
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 LINKS_PER_FOLDER = 1000
+LINKS_PER_COPY = 50_000
 
 
 def linked_corpus(clip: Path, n: int, folder: Path) -> Path:
-    """``n`` hard links of ``clip`` under ``folder``/dNNNN/, 1,000 to a folder."""
+    """``n`` hard links of ``clip`` under ``folder``/dNNNN/, 1,000 to a folder.
+
+    ext4 allows a file 65,000 links, so every 50,000 links are made to a fresh copy of the clip.
+    """
     for i in range(n):
+        if i % LINKS_PER_COPY == 0:
+            source = folder.with_name(f"{folder.name}-clip{i // LINKS_PER_COPY}.wav")  # beside the corpus, not in it
+            shutil.copyfile(clip, source)
         target = folder / f"d{i // LINKS_PER_FOLDER:04d}" / f"f{i:07d}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.link(clip, target)
+        os.link(source, target)
     return folder
 
 
