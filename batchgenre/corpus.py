@@ -56,9 +56,11 @@ def discover(root: Path) -> list[str]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = Path(folder).relative_to(root)
+        # Plain strings, not Path objects: at 10^5 files pathlib's joins were most of a rerun's walk.
+        rel = Path(folder).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
         found += [
-            (rel / name).as_posix()
+            prefix + name
             for name in files
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
         ]

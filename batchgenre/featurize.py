@@ -152,12 +152,15 @@ def featurize(
             log.info("nothing to do: every file in %s is already featurized", store.url)
 
     status = store.column("status")
-    paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
-    windows = store.column("window")
-    failed = [
-        (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
-        for i in np.flatnonzero(status == FAILED)
-    ]
+    failed_rows = np.flatnonzero(status == FAILED)
+    failed = []
+    if len(failed_rows):  # the names and reasons of a large store's rows are read only when some failed
+        paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
+        windows = store.column("window")
+        failed = [
+            (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
+            for i in failed_rows
+        ]
     return Summary(
         store=out, done=int((status == DONE).sum()), failed=failed, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,
@@ -211,8 +214,8 @@ def _plan(
 ) -> list[str]:
     """Add rows for files (altered copies, windows) the store lacks, redo replaced ones; return files gone from ``root``."""
     # Rows without a path are what a killed plan left; plan_rows fills them first.
-    columns = (store.column(name).tolist() for name in ("path", "augment", "window"))
-    known = {(p, k, j) for p, k, j in zip(*columns) if p}
+    paths = store.column("path")
+    known = {(p, k, j) for p, k, j in zip(paths.tolist(), *(store.column(n).tolist() for n in ("augment", "window"))) if p}
     new = [
         (p, g, k, j)
         for p, g in zip(relpaths, file_genres)
@@ -223,11 +226,11 @@ def _plan(
     if new:
         store.add_genres(sorted({g for _, g, _, _ in new if g is not None}))
         index = {g: i for i, g in enumerate(store.genres)}
-        paths, genres, copies, js = zip(*new)
-        store.plan_rows(list(paths), [index[g] if g is not None else -1 for g in genres], list(copies), list(js))
+        new_paths, genres, copies, js = zip(*new)
+        store.plan_rows(list(new_paths), [index[g] if g is not None else -1 for g in genres], list(copies), list(js))
         if known:
             log.info("%d new rows since the store was last written", len(new))
-    paths = store.column("path")
+        paths = store.column("path")
     replaced = store.note_replaced_files(file_stats(root, paths.tolist()))
     if len(replaced):
         log.info("%d files were replaced since they were featurized; computing them again", len(set(paths[replaced])))
@@ -240,9 +243,12 @@ def _plan(
 
 def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
     """Blocks with rows left to compute, and how many files (or altered copies) each will decode for them."""
-    status = store.column("status")
-    redo = np.flatnonzero(rows_to_compute(status, retry_failed=retry_failed) & (store.column("path") != ""))
-    files = {(int(i // store.rows_per_chunk), p, k) for i, p, k in zip(redo, store.column("path")[redo], store.column("augment")[redo])}
+    wanted = rows_to_compute(store.column("status"), retry_failed=retry_failed)
+    if not wanted.any():  # a rerun with nothing left reads no more of a large store
+        return {}
+    paths = store.column("path")
+    redo = np.flatnonzero(wanted & (paths != ""))
+    files = {(int(i // store.rows_per_chunk), p, k) for i, p, k in zip(redo, paths[redo], store.column("augment")[redo])}
     counts = np.bincount([block for block, _, _ in files], minlength=store.n_blocks)
     return {int(k): int(n) for k, n in enumerate(counts) if n}
 

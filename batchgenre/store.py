@@ -489,12 +489,13 @@ def file_stats(root: Path, relpaths: list[str]) -> np.ndarray:
     """Size and mtime_ns [shape=(n, 2), dtype=int64] of each file under ``root``; -1 for one that is gone, or ""."""
     stats = np.full((len(relpaths), 2), UNKNOWN_STAT, dtype=np.int64)
     seen: dict[str, tuple[int, int]] = {}  # a file's altered copies are more rows of the same file
+    folder = str(root)  # joined as strings: a Path per file cost more than its stat
     for i, relpath in enumerate(relpaths):
         if not relpath:
             continue
         if relpath not in seen:
             try:
-                st = os.stat(root / relpath)
+                st = os.stat(os.path.join(folder, relpath))
                 seen[relpath] = (st.st_size, st.st_mtime_ns)
             except OSError:
                 seen[relpath] = (UNKNOWN_STAT, UNKNOWN_STAT)
