@@ -20,6 +20,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_cache_option(p: argparse.ArgumentParser, *, what: str) -> None:
+    """``--cache``: the folder where a benchmark keeps ``what`` between runs (under $XDG_CACHE_HOME or ~/.cache)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "batchgenre-benchmarks")
+    p.add_argument("--cache", type=Path, default=default, help=f"where {what} are kept between runs")
+
+
 def quiet_logging() -> None:
     """Warnings, and errors of distributed only; distributed sets its loggers up when first imported, so first import it."""
     import distributed  # noqa: F401

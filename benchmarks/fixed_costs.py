@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
+from benchmarks.common import add_cache_option, corpus_files, machine, median_seconds, parser, quiet_logging
 from benchmarks.library import default_model, plan, song_audio, write_audio
 
 SONG_SECONDS = 240.0
@@ -92,12 +92,7 @@ def main() -> None:
         "--code", type=Path, nargs="+", default=[None], help="checkouts whose CLIs are timed in turn (default: this)"
     )
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "batchgenre-benchmarks"),
-        help="where the songs and the trained model are kept between runs",
-    )
+    add_cache_option(p, what="the songs and the trained model")
     args = p.parse_args()
     args.code = [code.resolve() if code else None for code in args.code]
     if args.corpus is None:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
+from benchmarks.common import add_cache_option, corpus_files, machine, median_seconds, parser, quiet_logging
 
 # Bump when the generator's output changes, so that cached libraries are made again.
 GENERATOR_VERSION = 1
@@ -455,12 +455,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--floor-songs", type=int, default=3, help="songs of each format the floor is timed on")
     p.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes generating the library")
-    p.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"), "batchgenre-benchmarks"),
-        help="where generated libraries and the trained model are kept between runs",
-    )
+    add_cache_option(p, what="generated libraries and the trained model")
     args = p.parse_args()
     if args.corpus is None:
         corpus_files(None)  # says what to give

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine, median_seconds, parser, quiet_logging
+from benchmarks.common import add_cache_option, machine, median_seconds, parser, quiet_logging
 from benchmarks.library import (
     FORMATS,
     SONG_SECONDS,
@@ -118,10 +118,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2, help="workers of the featurize that trains each model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", choices=("time", "accuracy"), help="measure one of the two (default both)")
-    p.add_argument(
-        "--cache", type=Path, default=Path.home() / ".cache" / "batchgenre-benchmarks",
-        help="where generated songs and trained models are kept between runs",
-    )
+    add_cache_option(p, what="generated songs and trained models")
     args = p.parse_args()
     if args.corpus is None:
         raise SystemExit("give --corpus or set $BATCHGENRE_GTZAN to gtzan-mini")
