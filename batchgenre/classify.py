@@ -185,18 +185,16 @@ def classify_one(
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:
             path = fetch(source, Path(tmp))
-            return _classify_path(path, model, metadata, windows, name=source, min_confidence=min_confidence)
-    return _classify_path(Path(source), model, metadata, windows, name=source, min_confidence=min_confidence)
+            return _classify_path(path, model, windows, name=source, min_confidence=min_confidence)
+    return _classify_path(Path(source), model, windows, name=source, min_confidence=min_confidence)
 
 
-def _classify_path(
-    path: Path, model: serving.Classifier, metadata: dict, windows: Windows, *, name: str, min_confidence: float
-) -> dict:
+def _classify_path(path: Path, model: serving.Classifier, windows: Windows, *, name: str, min_confidence: float) -> dict:
     started = time.perf_counter()
-    item = file_windows(path, name=name, feature_set=metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
+    item = file_windows(path, name=name, feature_set=model.metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
     probabilities = model.probabilities(item.features) if item.features is not None else None
     log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
-    return result_row(item, metadata["genres"], probabilities, min_confidence=min_confidence)
+    return result_row(item, model.genres, probabilities, min_confidence=min_confidence)
 
 
 def fetch(url: str, folder: Path) -> Path:

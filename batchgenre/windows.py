@@ -26,8 +26,9 @@ DEFAULT_WINDOW = 30.0
 class Windows:
     """How a file is cut: ``window`` s every ``hop`` s over ``[offset, offset + duration)`` (None: to the end).
 
-    ``window`` None is the model's (``for_model``), ``hop`` None the window. With a ``count``, only that many windows, spread evenly over the whole file, are decoded
-    (``audio.iter_spread_windows``), and ``hop``, ``offset`` and ``duration`` are not used.
+    ``window`` None is the model's (``for_model``), ``hop`` None the window. With a ``count``, only
+    that many windows, spread evenly over the whole file, are decoded (``audio.iter_spread_windows``),
+    and ``hop``, ``offset`` and ``duration`` are not used.
     """
 
     window: float | None = None
