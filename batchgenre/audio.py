@@ -221,13 +221,16 @@ def iter_spread_windows(
     sr: int = SAMPLE_RATE,
     window: float = 30.0,
     count: int = 3,
+    duration: float | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Decode only ``count`` windows spread evenly over an audio file (``spread_starts``).
 
     Each window is read on its own: the decoder seeks to it and decodes nothing before it but
     FFmpeg's pre-roll, so the work is in proportion to ``count * window``, not to the song.
     Window ``k`` holds the same samples as ``load(path, sr=sr, offset=start, duration=window)``.
-    A file whose header gives no length is decoded once to count its frames first.
+    The file's length comes from ``duration`` when the caller knows it (``probe_duration``),
+    else from its header; a file whose header gives no length is decoded once to count its
+    frames first.
 
     A header that overstates the length (FFmpeg estimates some from the bit rate) can leave
     the last window short: it is dropped when it holds less than half a window, unless it is
@@ -243,6 +246,8 @@ def iter_spread_windows(
         Length of a window in seconds.
     count : int > 0
         Most windows to take.
+    duration : float > 0 or None
+        Seconds of audio in the file, as ``probe_duration`` gives them; None reads them here.
 
     Yields
     ------
@@ -259,8 +264,6 @@ def iter_spread_windows(
     """
     if sr <= 0 or window <= 0 or count < 1:
         raise ValueError(f"sr and window must be positive and count at least 1, got {sr=}, {window=} and {count=}")
-    with _open(path) as header:
-        duration = header.duration
     if duration is None:
         duration = probe_duration(path)
     starts = spread_starts(duration, window=window, count=count)
@@ -280,7 +283,8 @@ def iter_spread_windows(
             yielded += 1
             yield start, resample(native, sr_native=source.samplerate, sr=sr)
     if not yielded:
-        raise DecodeError(_no_audio(starts[0], header))
+        with _open(path) as source:
+            raise DecodeError(_no_audio(starts[0], source))
 
 
 def _check_excerpt(*, sr: int, offset: float, duration: float | None) -> None:

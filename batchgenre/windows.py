@@ -70,13 +70,14 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
     fs = get_feature_set(feature_set)
     windows = windows.for_model(None)  # a length left open by a caller that knows no model: 30 s
     try:
+        length = probe_duration(path)  # read once: the spread windows are placed by it, and the row reports it
         vectors, reasons = [], []
         if windows.count is None:
             cut = iter_windows(
                 path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
             )
         else:
-            cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count)
+            cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count, duration=length)
         for _, y in cut:
             try:
                 vectors.append(fs.extract(y, sr=sr))
@@ -84,7 +85,7 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
                 reasons.append(str(error))
         if not vectors:
             return FileWindows(name, None, error=reasons[0] if reasons else "no audio in the chosen excerpt")
-        return FileWindows(name, np.stack(vectors), duration=probe_duration(path))
+        return FileWindows(name, np.stack(vectors), duration=length)
     except Exception as error:  # one bad file never stops the block
         return FileWindows(name, None, error=describe(error))
 

@@ -10,7 +10,8 @@ few broken files (truncated, empty, not audio). It is cached under ``--cache`` b
 so only the first run pays for the encoding.
 
 The floor is what no whole-song run can avoid: decoding each song and resampling it to 22050 Hz
-mono, on one core, in this process. Seconds per song per core of a command are its wall time x
+mono, on one core, in this process. classify-dir runs twice: as it comes (a few windows spread
+over each song, decoding only those) and with ``--windows all``, the whole song against the floor. Seconds per song per core of a command are its wall time x
 workers / songs (the broken files count as no song); its ratio to the floor says how much more
 than decoding the command costs. Each command runs through the real CLI against a fresh local
 cluster started here (``--scheduler``), so that its workers' peak memory can be read after the
@@ -464,35 +465,47 @@ def main() -> None:
     library = cached_library(args.corpus, cache=args.cache, songs=args.songs, seed=args.seed, jobs=args.jobs)
     model = args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)
 
-    from batchgenre.audio import iter_windows, load
+    from batchgenre.audio import iter_spread_windows, iter_windows, load
     from batchgenre.features import FeatureError, get_feature_set
     from batchgenre.serving import read_metadata
+    from batchgenre.windows import DEFAULT_COUNT
 
     feature_set = read_metadata(model)["feature_set"]
     fs = get_feature_set(feature_set)
 
-    def features(path: Path) -> None:
-        for _, y in iter_windows(path):
+    def featurized(windows) -> None:
+        for _, y in windows:
             with contextlib.suppress(FeatureError):  # a silent window is left out, as classify-dir does
                 fs.extract(y, sr=22050)
 
     songs = list(library.songs)
     mean_song = statistics.mean(s.seconds for s in songs)
     by_format = {fmt: [s for s in songs if s.fmt == fmt] for fmt in FORMATS if any(s.fmt == fmt for s in songs)}
-    floor_rate, features_rate = {}, {}  # seconds per second of audio, by format
-    for fmt, group in by_format.items():
-        timed = group[: args.floor_songs]
-        floor_rate[fmt] = per_audio_second(timed, library.root, lambda f: load(f, duration=None), repeats=args.repeats)
-        features_rate[fmt] = per_audio_second(timed, library.root, features, repeats=args.repeats)
-    floor = sum(floor_rate[s.fmt] * s.seconds for s in songs) / len(songs)
-    in_process = sum(features_rate[s.fmt] * s.seconds for s in songs) / len(songs)
+    jobs = {  # what one core does to a song in-process: seconds per second of audio, by format
+        "floor": lambda f: load(f, duration=None),
+        "every window": lambda f: featurized(iter_windows(f)),
+        "spread windows": lambda f: featurized(iter_spread_windows(f, count=DEFAULT_COUNT)),
+    }
+    rates = {
+        (what, fmt): per_audio_second(group[: args.floor_songs], library.root, job, repeats=args.repeats)
+        for fmt, group in by_format.items()
+        for what, job in jobs.items()
+    }
+    mix = {what: sum(rates[what, s.fmt] * s.seconds for s in songs) / len(songs) for what in jobs}
+    floor = mix["floor"]
 
     expect = (len(songs), len(library.broken))
     runs = {}
+    classify = ["classify-dir", library.root, "--model", model]
     for what, command, summary in (
         (
-            f"classify-dir, {feature_set} model",
-            lambda tmp: ["classify-dir", library.root, "--model", model, "--out", f"{tmp}/results.csv"],
+            f"classify-dir, {feature_set} model, {DEFAULT_COUNT} windows (default)",
+            lambda tmp: [*classify, "--out", f"{tmp}/results.csv"],
+            r"(\d+) classified, (\d+) failed",
+        ),
+        (
+            f"classify-dir, {feature_set} model, --windows all",
+            lambda tmp: [*classify, "--windows", "all", "--out", f"{tmp}/results.csv"],
             r"(\d+) classified, (\d+) failed",
         ),
         (
@@ -514,17 +527,18 @@ def main() -> None:
         f"+ {len(library.broken)} broken in {library.root}; {args.repeats} repeats, medians; {machine()}"
     )
     print(
-        f"{'what':<52} {'s/song/core':>11} {'s/audio-min':>11} {'vs floor':>8} "
+        f"{'what':<64} {'s/song/core':>11} {'s/audio-min':>11} {'vs floor':>8} "
         f"{'in tasks':>8} {'CLI CPU s':>9} {'helper MiB':>10} {'worker MiB':>10} {'CLI MiB':>8}"
     )
 
     def row(what: str, per_song: float, *more: str) -> None:
-        print(f"{what:<52} {per_song:11.3f} {per_song / mean_song * 60:11.3f} {per_song / floor:7.2f}x", *more)
+        print(f"{what:<64} {per_song:11.3f} {per_song / mean_song * 60:11.3f} {per_song / floor:7.2f}x", *more)
 
-    for fmt, rate in floor_rate.items():
-        row(f"floor, {fmt} (decode + resample to 22050 Hz mono)", rate * mean_song)
+    for fmt in by_format:
+        row(f"floor, {fmt} (decode + resample to 22050 Hz mono)", rates["floor", fmt] * mean_song)
     row("floor, this library's mix", floor)
-    row(f"in-process, one core: floor + {feature_set} features", in_process)
+    row(f"in-process, one core: floor + {feature_set} features", mix["every window"])
+    row(f"in-process, one core: {DEFAULT_COUNT} spread windows + features", mix["spread windows"])
     for what, r in runs.items():
         row(
             what,
