@@ -134,7 +134,7 @@ def test_robustness_on_real_clips(gtzan, tmp_path):
             },
             "model": {"log_blocks": [], "summaries": ["mean", "std"]},
             "split": {"folds": 3, "repeats": 1},
-            "train": {"epochs": 48, "robustness": True},
+            "train": {"epochs": 8, "robustness": True},  # the assertions are on the baseline
             "output": {"dir": str(tmp_path / "run")},
         }
     )
