@@ -178,6 +178,8 @@ class ResultsTable:
         else:
             self.journal = self.out.with_name(self.out.name + ".partial.jsonl")
             self._journal_format = _JsonLines(self.schema)
+        # Whether ``finish`` has anything to write: rows added, or rows read that are not the sorted table.
+        self._changed = False
         self.rows: dict[str, dict[str, Any]] = self._read_previous()
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.journal, "a", newline="", encoding="utf-8")
@@ -191,15 +193,19 @@ class ResultsTable:
             tmp = self.journal.with_name(self.journal.name + ".tmp")
             self._journal_format.write(tmp, [self.schema.typed(r, where=self.out) for r in rows])
             os.replace(tmp, self.journal)
+            self._changed = True
         if not self.journal.exists():
             return {}
-        _drop_torn_tail(self.journal)
+        self._changed |= _drop_torn_tail(self.journal)
         if self.journal.stat().st_size == 0:
             return {}
         found, rows = self._journal_format.read(self.journal)
         self._check_columns(found, self.journal)
-        typed = (self.schema.typed(r, where=self.journal) for r in rows)
-        return {r["path"]: r for r in typed}
+        typed = [self.schema.typed(r, where=self.journal) for r in rows]
+        paths = [r["path"] for r in typed]
+        # A killed run's appends are out of order (and a retried file is there twice): sorted again at the end.
+        self._changed |= any(a >= b for a, b in zip(paths, paths[1:]))
+        return dict(zip(paths, typed))
 
     def _check_columns(self, found: list[str], where: Path) -> None:
         if found != self.schema.columns:
@@ -212,12 +218,15 @@ class ResultsTable:
         """Record one file's result and make it durable before returning."""
         row = self.schema.typed(row, where=self.out)
         self.rows[row["path"]] = row
+        self._changed = True
         self._journal_format.append(self._file, row)
         self._file.flush()
 
     def finish(self) -> None:
-        """Write every row, sorted by path, over the output in one atomic replace."""
+        """Write every row, sorted by path, over the output in one atomic replace; a table already so is left as it is."""
         self._file.close()
+        if not self._changed and self.journal == self.out:
+            return
         tmp = self.out.with_name(self.out.name + ".tmp")
         self.format.write(tmp, [self.rows[p] for p in sorted(self.rows)])
         os.replace(tmp, self.out)
@@ -225,9 +234,11 @@ class ResultsTable:
             self.journal.unlink(missing_ok=True)
 
 
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a last line that a killed run left without its newline, so appends start on a fresh line."""
+def _drop_torn_tail(path: Path) -> bool:
+    """Cut a last line that a killed run left without its newline, so appends start on a fresh line; True if cut."""
     with open(path, "rb+") as f:
         data = f.read()
-        if not data.endswith(b"\n"):
-            f.truncate(data.rfind(b"\n") + 1)
+        if data.endswith(b"\n") or not data:
+            return False
+        f.truncate(data.rfind(b"\n") + 1)
+        return True

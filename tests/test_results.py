@@ -83,6 +83,25 @@ def test_a_run_killed_before_finish_is_resumed_from_its_journal(tmp_path, suffix
     assert not Path(str(out) + ".partial.jsonl").exists()
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_rerun_with_nothing_new_leaves_a_finished_table_as_it_is_and_sorts_a_killed_one(tmp_path, suffix):
+    out = tmp_path / f"results{suffix}"
+    table = ResultsTable(out, genres=GENRES)
+    for row in (classified("b.wav", 0.6), failed("a.mp3")):
+        table.add(row)
+    table.finish()
+    finished = out.stat()
+    ResultsTable(out, genres=GENRES).finish()  # a rerun that found every file in the table
+    assert (out.stat().st_ino, out.stat().st_mtime_ns) == (finished.st_ino, finished.st_mtime_ns)
+
+    killed = ResultsTable(out, genres=GENRES)
+    killed.add(classified("a.mp3", 0.2))  # a retried file, appended after the rest
+    killed._file.close()  # the process dies here: the file holds b, a (failed), a (classified)
+    ResultsTable(out, genres=GENRES).finish()
+    frame = read_back(out)
+    assert list(frame["path"]) == ["a.mp3", "b.wav"] and list(frame["status"]) == ["classified", "classified"]
+
+
 def test_a_journal_with_empty_strings_for_numbers_finishes_as_parquet(tmp_path):
     """The state every rerun used to crash on: failed rows written with "" in the number columns."""
     out = tmp_path / "results.parquet"
