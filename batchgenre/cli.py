@@ -337,7 +337,10 @@ def _featurize(args: argparse.Namespace) -> int:
     _print_lost_workers(summary.lost_workers)
     for block, reason in summary.lost_blocks:
         print(f"block {block} was not written ({reason}): run the same command again to finish it", file=sys.stderr)
-    print(f"{summary.done} done, {len(summary.failed)} failed -> {summary.store}")
+    if summary.files is None:
+        print(f"{summary.done} done, {len(summary.failed)} failed -> {summary.store}")
+    else:
+        print(f"{summary.done} rows done, {len(summary.failed)} failed, from {summary.files} files -> {summary.store}")
     return EXIT_OK if not summary.failed and not summary.lost_blocks else EXIT_SOME_FAILED
 
 

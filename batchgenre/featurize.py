@@ -24,8 +24,9 @@ class Summary:
     """What a featurize run leaves in the store."""
 
     store: str
-    done: int
+    done: int  # rows
     failed: list[tuple[str, str]] = field(default_factory=list)
+    files: int | None = None  # the files behind the rows, where a file has several (windows, altered copies)
     vanished: list[str] = field(default_factory=list)
     lost_blocks: list[tuple[int, str]] = field(default_factory=list)
     lost_workers: list[str] = field(default_factory=list)
@@ -161,8 +162,11 @@ def featurize(
             (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
             for i in failed_rows
         ]
+    files = None
+    if store.window is not None or store.column("augment").any():  # the path column is read only here
+        files = len(set(store.column("path")[(status == DONE) | (status == FAILED)].tolist()))
     return Summary(
-        store=out, done=int((status == DONE).sum()), failed=failed, vanished=vanished,
+        store=out, done=int((status == DONE).sum()), failed=failed, files=files, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,
     )
 

@@ -199,6 +199,7 @@ def test_window_rows_cut_each_file_and_a_window_that_cannot_be_featurized_fails_
     out = tmp_path / "f.zarr"
     result = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--window", "2", "--duration", "6", "--workers", "1")
     assert result.returncode == 3, result.stderr  # some rows failed
+    assert "7 rows done, 2 failed, from 3 files" in result.stdout
     store = FeatureStore.open(str(out))
     assert store.attrs["window"] == 2.0 and store.window == 2.0 and store.rows_per_chunk % 3 == 0
     assert store.column("path").tolist() == ["a/gap.wav"] * 3 + ["a/short.wav"] * 3 + ["b/noise.wav"] * 3
@@ -303,7 +304,7 @@ def test_augment_adds_reproducible_altered_copies_of_labelled_files(tmp_path):
     for out in (first, second):
         result = run_cli("featurize", corpus, "--out", out, "--workers", "2", "--augment", "2", "--features", "fast")
         assert result.returncode == 0, result.stderr
-        assert "18 done, 0 failed" in result.stdout
+        assert "18 rows done, 0 failed, from 6 files" in result.stdout
     a, b = FeatureStore.open(str(first)), FeatureStore.open(str(second))
     order_a = np.lexsort((a.column("augment"), a.column("path")))
     order_b = np.lexsort((b.column("augment"), b.column("path")))
