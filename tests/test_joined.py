@@ -16,7 +16,9 @@ from batchgenre.errors import BatchgenreError
 from batchgenre.features import get_feature_set
 from batchgenre.joined import JoinedStores, open_stores
 from batchgenre.model import read_metadata
+from batchgenre.robustness import ORIGINAL
 from batchgenre.store import FAILED, FeatureStore
+from batchgenre.variants import VARIANTS
 from tests.conftest import run_cli
 from tests.test_dataset import make_store
 
@@ -66,13 +68,19 @@ def test_two_stores_train_the_model_one_store_of_both_trains_and_classify_dir_se
     """featurize, train and classify-dir as a user types them; the two ways to combine train the same model."""
     f = featurized
     one = run_cli("train", f / "train.toml", "--store", f / "robust+musicnn.zarr", "--out", tmp_path / "one")
-    two = run_cli("train", f / "train.toml", "--store", f / "robust.zarr", "--store", f / "musicnn.zarr", "--out", tmp_path / "two")
+    two = run_cli(
+        "train", f / "train.toml", "--store", f / "robust.zarr", "--store", f / "musicnn.zarr", "--out", tmp_path / "two",
+        "--robustness",  # the test clips re-made as files and featurized with both sets
+    )
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     metrics = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two")]
     assert metrics[0]["feature_set"] == metrics[1]["feature_set"] == "robust+musicnn"
     assert metrics[1]["store"] == f"{f / 'robust.zarr'} + {f / 'musicnn.zarr'}"
     for key in ("accuracy", "confusion_matrix", "split_sizes"):
         assert metrics[0][key] == metrics[1][key], key
+    variants = metrics[1]["robustness"]["variants"]
+    assert list(variants) == [ORIGINAL, *VARIANTS]
+    assert all(v["test_rows"] == metrics[1]["split_sizes"]["test"] > 0 for v in variants.values()), variants
     assert config.load(tmp_path / "two" / "config.toml").data.store == (str(f / "robust.zarr"), str(f / "musicnn.zarr"))
     model = tmp_path / "two" / "model.keras"
     assert read_metadata(model)["feature_names"] == get_feature_set("robust+musicnn").names
