@@ -154,17 +154,18 @@ def featurize(
 
     status = store.column("status")
     failed_rows = np.flatnonzero(status == FAILED)
+    copies = store.column("augment")
+    several_rows = store.window is not None or copies.any()  # a file's windows, its altered copies
+    # The paths of a large store are read only when the summary needs them.
+    paths = store.column("path") if len(failed_rows) or several_rows else None
     failed = []
-    if len(failed_rows):  # the names and reasons of a large store's rows are read only when some failed
-        paths, errors, copies = store.column("path"), store.column("error"), store.column("augment")
-        windows = store.column("window")
+    if len(failed_rows):
+        errors, windows = store.column("error"), store.column("window")
         failed = [
             (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
             for i in failed_rows
         ]
-    files = None
-    if store.window is not None or store.column("augment").any():  # the path column is read only here
-        files = len(set(store.column("path")[(status == DONE) | (status == FAILED)].tolist()))
+    files = len(set(paths[(status == DONE) | (status == FAILED)].tolist())) if several_rows else None
     return Summary(
         store=out, done=int((status == DONE).sum()), failed=failed, files=files, vanished=vanished,
         lost_blocks=lost, lost_workers=workers_lost,

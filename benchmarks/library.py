@@ -11,12 +11,13 @@ so only the first run pays for the encoding.
 
 The floor is what no whole-song run can avoid: decoding each song and resampling it to 22050 Hz
 mono, on one core, in this process. classify-dir runs twice: as it comes (a few windows spread
-over each song, decoding only those) and with ``--windows all``, the whole song against the floor. Seconds per song per core of a command are its wall time x
-workers / songs (the broken files count as no song); its ratio to the floor says how much more
-than decoding the command costs. Each command runs through the real CLI against a fresh local
-cluster started here (``--scheduler``), so that its workers' peak memory can be read after the
-run; the cluster's own start-up is therefore left out of the wall time, but the CLI's start,
-its imports, the model's load and the helpers' warm-up are in it.
+over each song, decoding only those) and with ``--windows all``, the whole song against the
+floor. Seconds per song per core of a command are its wall time x workers / songs (the broken
+files count as no song); its ratio to the floor says how much more than decoding the command
+costs. Each command runs through the real CLI against a fresh local cluster started here
+(``--scheduler``), so that its workers' peak memory can be read after the run; the cluster's own
+start-up is therefore left out of the wall time, but the CLI's start, its imports, the model's
+load and the helpers' warm-up are in it.
 """
 
 from __future__ import annotations
