@@ -13,7 +13,7 @@ from pathlib import Path
 from batchgenre import __version__
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS, JOIN
-from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
+from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import MAX_AUGMENT
 
 log = logging.getLogger("batchgenre")
@@ -113,7 +113,7 @@ def _probability(text: str) -> float:
 
 
 def _add_confidence_option(p: argparse.ArgumentParser) -> None:
-    from batchgenre.classify import DEFAULT_MIN_CONFIDENCE
+    from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
 
     p.add_argument(
         "--min-confidence", type=_probability, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
@@ -133,7 +133,7 @@ def _window_count(text: str) -> int:
 
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
-    from batchgenre.windows import DEFAULT_COUNT
+    from batchgenre.classify.windows import DEFAULT_COUNT
 
     group = p.add_argument_group(
         "which audio", "by default a few windows spread over each file are decoded and their probabilities averaged"
@@ -152,26 +152,9 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 
 
 def _windows(args: argparse.Namespace):
-    from batchgenre.windows import DEFAULT_COUNT, Windows
+    from batchgenre.classify.windows import Windows
 
-    if args.offset is None and args.duration is None:
-        if (args.window is not None and args.window <= 0) or (args.hop is not None and args.hop <= 0):
-            raise BatchgenreError("--window and --hop must be more than 0 seconds")
-        if args.hop is not None and args.windows:
-            raise BatchgenreError(
-                f"--hop spaces the windows of --windows all; --windows {args.windows} spreads its own evenly"
-            )
-        if args.windows is None:  # not given: a --hop asks for every window
-            count = None if args.hop is not None else DEFAULT_COUNT
-        else:
-            count = args.windows or None
-        return Windows(window=args.window, hop=args.hop, count=count)  # no length: the model's
-    if args.windows is not None:
-        raise BatchgenreError("--windows and --offset/--duration choose the audio two ways: give one of them")
-    duration = 30.0 if args.duration is None else args.duration
-    if duration <= 0:
-        raise BatchgenreError("--duration must be more than 0 seconds")
-    return Windows.excerpt(offset=args.offset or 0.0, duration=duration)
+    return Windows.choose(count=args.windows, window=args.window, hop=args.hop, offset=args.offset, duration=args.duration)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -265,11 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train_commands(commands) -> None:
-    from batchgenre import config
+    from batchgenre.training import config
 
     p = commands.add_parser("train", help="train a genre classifier on a feature store, as a TOML config says")
     p.add_argument("config", type=Path, help="the run's config, e.g. configs/three_genres.toml")
-    for flag in config.FLAGS:  # one per key that a flag overrides, as batchgenre.config states it
+    for flag in config.FLAGS:  # one per key that a flag overrides, as batchgenre.training.config states it
         if flag.kind is bool:
             p.add_argument(flag.name, action="store_true", default=None, help=_escaped(flag.help))
         else:
@@ -291,20 +274,18 @@ def _escaped(text: str) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from batchgenre import config
-    from batchgenre.run_outputs import summary_table
-    from batchgenre.train import train
+    import batchgenre
+    from batchgenre.training import config
+    from batchgenre.training.run_outputs import summary_table
 
-    flags = {flag.dest: getattr(args, flag.dest) for flag in config.FLAGS}
-    cfg = config.with_overrides(config.load(args.config), **flags)
-    report = train(cfg, force=args.force)
+    report = batchgenre.train(args.config, force=args.force, **{flag.dest: getattr(args, flag.dest) for flag in config.FLAGS})
     print(summary_table(report.metrics))
     print(f"-> {report.run_dir}")
     return EXIT_OK
 
 
 def _plot_features(args: argparse.Namespace) -> int:
-    from batchgenre.plots import plot_features
+    from batchgenre.training.plots import plot_features
 
     if not args.file.is_file():
         raise BatchgenreError(f"{args.file}: no such file")
@@ -315,23 +296,22 @@ def _plot_features(args: argparse.Namespace) -> int:
 
 
 def _featurize(args: argparse.Namespace) -> int:
-    from batchgenre.corpus import Clip
-    from batchgenre.featurize import featurize
-    from batchgenre.features import get_feature_set
+    import batchgenre
 
-    get_feature_set(args.features)  # refuse an unknown name before starting a cluster
-    summary = featurize(
+    summary = batchgenre.featurize(
         args.folder,
         out=args.out,
         feature_set=args.features,
         genres=args.genres,
-        clip=Clip(offset=args.offset, duration=args.duration or None, window=args.window),
+        offset=args.offset,
+        duration=args.duration or None,
+        window=args.window,
+        augment=args.augment,
         workers=args.workers,
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
         memory_cap=args.memory_cap,
-        augment=args.augment,
     )
     _print_failures(summary.failed, where="the store's error column")
     _print_lost_workers(summary.lost_workers)
@@ -345,19 +325,23 @@ def _featurize(args: argparse.Namespace) -> int:
 
 
 def _classify_dir(args: argparse.Namespace) -> int:
-    from batchgenre.classify import classify_dir
+    import batchgenre
 
-    summary = classify_dir(
+    summary = batchgenre.classify_dir(
         args.folder,
-        model_path=args.model,
         out=args.out,
-        windows=_windows(args),
+        model=args.model,
+        windows=args.windows,
+        window=args.window,
+        hop=args.hop,
+        offset=args.offset,
+        duration=args.duration,
+        min_confidence=args.min_confidence,
         workers=args.workers,
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
         memory_cap=args.memory_cap,
-        min_confidence=args.min_confidence,
     )
     _print_lost_workers(summary.lost_workers)
     _print_failures(summary.failed, where="the results' error column")
@@ -366,7 +350,7 @@ def _classify_dir(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from batchgenre.classify import classify_one
+    from batchgenre.classify.client import classify_one
 
     row = classify_one(args.source, model_path=args.model, windows=_windows(args), min_confidence=args.min_confidence)
     if row["status"] != "classified":
@@ -413,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     log.propagate = False
     warnings.filterwarnings("ignore", message="Port .* is already in use")
-    from batchgenre.cluster import ctrl_c_handled
+    from batchgenre.cluster.connection import ctrl_c_handled
 
     try:
         with ctrl_c_handled():

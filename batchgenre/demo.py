@@ -100,24 +100,20 @@ class DemoReport:
 
 def run_demo(folder: Path, *, workers: int = 2, scheduler: str | None = None) -> DemoReport:
     """Generate the corpus, featurize it, train on it, and classify unseen clips; each step's output under ``folder``."""
-    from batchgenre import config
-    from batchgenre.classify import classify_dir
-    from batchgenre.featurize import featurize
-    from batchgenre.train import train
+    import batchgenre
 
     folder = Path(folder)
     files = make_corpus(folder / "audio")
     truth = make_new_music(folder / "new music")
     log.info("demo corpus: %d generated clips in %s, %d unseen ones in %s", len(files), folder / "audio", len(truth), folder / "new music")
     store = str(folder / "features.zarr")
-    featurize(folder / "audio", out=store, workers=workers, scheduler=scheduler)
-    cfg = config.from_dict(
-        {"data": {"store": store}, "output": {"dir": str(folder / "run")}}, source="the demo's config"
-    )
-    report = train(cfg, force=True)
+    batchgenre.featurize(folder / "audio", out=store, workers=workers, scheduler=scheduler)
+    report = batchgenre.train({"data": {"store": store}, "output": {"dir": str(folder / "run")}}, force=True)
     results = folder / "results.csv"
     results.unlink(missing_ok=True)
-    classify_dir(folder / "new music", model_path=report.run_dir / "model.keras", out=results, workers=workers, scheduler=scheduler)
+    batchgenre.classify_dir(
+        folder / "new music", model=report.run_dir / "model.keras", out=results, workers=workers, scheduler=scheduler
+    )
     import csv
 
     with open(results, newline="", encoding="utf-8") as f:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from batchgenre.classify import classify_dir
-from batchgenre.model import load_model
-from batchgenre.serving import read_metadata
-from batchgenre.reference import tutorial_feature
+from batchgenre.classify.client import classify_dir
+from batchgenre.training.model import load_model
+from batchgenre.store.artifact import read_metadata
+from batchgenre.features.reference import tutorial_feature
 from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
 
 

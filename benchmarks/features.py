@@ -9,9 +9,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from batchgenre.audio import load
-from batchgenre.cluster import tune_worker
+from batchgenre.cluster.connection import tune_worker
 from batchgenre.features import FEATURE_SETS
-from batchgenre.reference import tutorial_feature
+from batchgenre.features.reference import tutorial_feature
 from benchmarks.common import corpus_files, machine, median_seconds, parser
 
 

@@ -101,8 +101,8 @@ def main() -> None:
     songs = make_songs(args.corpus, args.cache / "fixed-costs-songs")
     model = (args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)).resolve()
 
-    from batchgenre.classify import load_classifier
-    from batchgenre.windows import Windows, file_windows
+    from batchgenre.classify.client import load_classifier
+    from batchgenre.classify.windows import Windows, file_windows
 
     classifier = load_classifier(model)
 

@@ -84,9 +84,9 @@ def measure_featurize(root: Path, store: Path) -> dict:
     """One featurize run on a fresh store: start-up, planning, run, tasks, client peak."""
     from distributed import get_task_stream
 
-    from batchgenre import sandbox
-    from batchgenre.cluster import connect
-    from batchgenre.featurize import featurize
+    from batchgenre.cluster import sandbox
+    from batchgenre.cluster.connection import connect
+    from batchgenre.cluster.featurize import featurize
 
     timeline = _timeline()
     with connect(workers=2) as client:
@@ -108,9 +108,9 @@ def measure_featurize(root: Path, store: Path) -> dict:
 def measure_classify(root: Path, model: Path, out: Path) -> dict:
     """One classify-dir run into a fresh table, measured as featurize is: start-up (the cluster and its
     helpers), planning (the model, the walk, the table), then the run."""
-    from batchgenre import sandbox
-    from batchgenre.classify import classify_dir
-    from batchgenre.cluster import connect
+    from batchgenre.cluster import sandbox
+    from batchgenre.classify.client import classify_dir
+    from batchgenre.cluster.connection import connect
 
     timeline = _timeline()
     with connect(workers=2) as client:

@@ -418,7 +418,7 @@ def run_cli(args: list, *, workers: int, expect: tuple[int, int], summary: str) 
     """
     from distributed import get_task_stream
 
-    from batchgenre.cluster import connect
+    from batchgenre.cluster.connection import connect
     from benchmarks.memory import peaks_mib
 
     with connect(workers=workers) as client, get_task_stream(client) as stream:
@@ -468,8 +468,8 @@ def main() -> None:
 
     from batchgenre.audio import iter_spread_windows, iter_windows, load
     from batchgenre.features import FeatureError, get_feature_set
-    from batchgenre.serving import read_metadata
-    from batchgenre.windows import DEFAULT_COUNT
+    from batchgenre.store.artifact import read_metadata
+    from batchgenre.classify.windows import DEFAULT_COUNT
 
     feature_set = read_metadata(model)["feature_set"]
     fs = get_feature_set(feature_set)

@@ -15,16 +15,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from batchgenre.cluster import connect
+from batchgenre.cluster.connection import connect
 from batchgenre.features import FEATURE_SETS
-from batchgenre.featurize import featurize
-from batchgenre.windows import Windows, classify_block
+from batchgenre.cluster.featurize import featurize
+from batchgenre.classify.windows import Windows, classify_block
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 
 def peaks_mib() -> tuple[float, float]:
     """(worker, helper) high-water marks of resident memory, in MiB."""
-    from batchgenre import sandbox
+    from batchgenre.cluster import sandbox
 
     def hwm(pid: int | str) -> float:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -70,7 +70,7 @@ def cost(clip: Path, *, repeats: int) -> None:
 
     from threadpoolctl import threadpool_limits
 
-    from batchgenre import musicnn
+    from batchgenre.features import musicnn
     from batchgenre.audio import resample, load
 
     y = load(clip)
@@ -118,8 +118,8 @@ def worker_memory(files: list[Path]) -> None:
     """A real worker's decoding helper (benchmarks.memory's measure): 10 clips, and a 4-minute FLAC in 30 s windows."""
     import tempfile
 
-    from batchgenre.classify import Windows, classify_block
-    from batchgenre.featurize import featurize
+    from batchgenre.classify.client import Windows, classify_block
+    from batchgenre.cluster.featurize import featurize
     from benchmarks.memory import worker_peaks, write_long_file
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -149,7 +149,7 @@ def accuracy(files: list[Path], corpus: Path) -> None:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from batchgenre import musicnn
+    from batchgenre.features import musicnn
     from batchgenre.audio import resample, load
     from batchgenre.features import get_feature_set
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.robustness_baseline --corpus ../shared/data/gtzan-mini
 
-Every variant in batchgenre.variants of every clip is written as a real file and decoded through
+Every variant in batchgenre.audio.variants of every clip is written as a real file and decoded through
 batchgenre.audio.load, as a user's file would be. The yardstick is StandardScaler +
 LogisticRegression(max_iter=5000) trained on the original clips of each training fold
 (RepeatedStratifiedKFold, 5 folds x 3 repeats, random_state=0) and tested on every variant of the
@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 import batchgenre
 from batchgenre.audio import load
-from batchgenre.cluster import tune_worker
+from batchgenre.cluster.connection import tune_worker
 from batchgenre.features import FeatureSet, get_feature_set
-from batchgenre.variants import VARIANTS, write_variant
+from batchgenre.audio.variants import VARIANTS, write_variant
 from benchmarks.common import corpus_files, machine, parser
 
 THREE_GENRES = ("reggae", "classical", "rock")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from distributed import get_task_stream
 
-from batchgenre import sandbox
-from batchgenre.cluster import connect
+from batchgenre.cluster import sandbox
+from batchgenre.cluster.connection import connect
 from batchgenre.features import FEATURE_SETS
-from batchgenre.featurize import featurize
+from batchgenre.cluster.featurize import featurize
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 

@@ -20,8 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from batchgenre.config import ModelConfig, TrainConfig
-from batchgenre.dataset import read_features, stream
+from batchgenre.training.config import ModelConfig, TrainConfig
+from batchgenre.training.dataset import read_features, stream
 from batchgenre.features import get_feature_set
 from batchgenre.store import DONE, BlockRows, FeatureStore
 from benchmarks.common import machine, median_seconds, parser
@@ -68,8 +68,8 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
     both; the ratios are the medians of each pair's, in wall time and in this process's CPU time
     (which a loaded machine disturbs less).
     """
-    from batchgenre.backend import seed_everything
-    from batchgenre.model import build_model
+    from batchgenre.training.backend import seed_everything
+    from batchgenre.training.model import build_model
 
     index = np.arange(rows)
     labels = store.column("label").astype(np.int32)

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from batchgenre import backend
-from batchgenre.config import load, with_overrides
-from batchgenre.dataset import read_features, select_rows
+from batchgenre.training import backend
+from batchgenre.training.config import load, with_overrides
+from batchgenre.training.dataset import read_features, select_rows
 from batchgenre.store import FeatureStore
-from batchgenre.evaluation import fold_summary, held_out_share
-from batchgenre.train import plan_splits
+from batchgenre.training.evaluation import fold_summary, held_out_share
+from batchgenre.training.trainer import plan_splits
 from benchmarks.common import machine
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -92,7 +92,7 @@ def held_out_songs(corpus: Path, half: dict[str, list[str]], *, per_genre: int, 
 
 def probabilities(model, path: Path, *, feature_set: str, count: int | None) -> np.ndarray | None:
     """The mean of a song's window probabilities [shape=(genres,)], or None when no window is usable."""
-    from batchgenre.windows import Windows, file_windows
+    from batchgenre.classify.windows import Windows, file_windows
 
     windows = Windows(window=WINDOW, count=count)
     item = file_windows(path, name=path.name, feature_set=feature_set, sr=SR, windows=windows)
@@ -137,7 +137,7 @@ def time_per_format(corpus: Path, args, policies: list[int | None], name: dict) 
     """Print, per format, a worker's seconds per song (decode, resample, features) and the share decoded, per policy."""
     from threadpoolctl import threadpool_limits
 
-    from batchgenre.windows import Windows, file_windows
+    from batchgenre.classify.windows import Windows, file_windows
 
     library = cached_library(corpus, cache=args.cache, songs=args.songs, seed=args.seed, jobs=2)
     feature_set = "robust"
@@ -171,7 +171,7 @@ def time_per_format(corpus: Path, args, policies: list[int | None], name: dict) 
 
 def accuracy(corpus: Path, args, policies: list[int | None], name: dict) -> None:
     """Print each policy's accuracy on held-out songs, and how often it names the genre every window names."""
-    from batchgenre.classify import load_classifier
+    from batchgenre.classify.client import load_classifier
 
     results: dict[int | None, list[bool]] = {n: [] for n in policies}
     agree: dict[int | None, list[bool]] = {n: [] for n in policies}

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.classify import DEFAULT_MIN_CONFIDENCE
+from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
 from batchgenre.demo import GENRES, make_corpus, synthesize
-from batchgenre.results import columns, restore
-from batchgenre.windows import DEFAULT_COUNT
+from batchgenre.store.results import columns, restore
+from batchgenre.classify.windows import DEFAULT_COUNT
 from tests import synth
 from tests.conftest import run_cli
 
@@ -311,7 +311,7 @@ def test_missing_foreign_and_default_models_get_one_line(tmp_path):
 
 
 def test_a_model_of_window_rows_cuts_files_as_it_learnt_unless_told_otherwise(tmp_path):
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
     from tests.test_dataset import make_store
     from tests.test_train import make_config
 

@@ -32,7 +32,7 @@ def tensorflow_loaded() -> bool:
 
 def tensorflow_on_this_worker() -> dict:
     """On a worker: TensorFlow in the worker itself, and in the sandbox helper its tasks decoded with."""
-    from batchgenre.sandbox import borrowed
+    from batchgenre.cluster.sandbox import borrowed
 
     with borrowed() as box:
         # A worker runs one task at a time, so its pool holds the one helper its blocks used (or none).
@@ -41,9 +41,9 @@ def tensorflow_on_this_worker() -> dict:
 
 
 def test_tensorflow_never_reaches_workers_or_decoding_helpers(tmp_path):
-    from batchgenre.classify import classify_dir
-    from batchgenre.cluster import connect
-    from batchgenre.featurize import featurize
+    from batchgenre.classify.client import classify_dir
+    from batchgenre.cluster.connection import connect
+    from batchgenre.cluster.featurize import featurize
     from batchgenre.store import FeatureStore
 
     corpus = tmp_path / "corpus"
@@ -67,7 +67,7 @@ def _untrained_model(attrs: dict, path: Path) -> Path:
     """A model.keras for the store's features: classify-dir needs one that loads, not one that is right."""
     import keras
 
-    from batchgenre.model import save_model
+    from batchgenre.training.model import save_model
 
     inputs = keras.Input((len(attrs["feature_names"]),))
     net = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))  # a chain, as serving reads
@@ -79,7 +79,7 @@ def gated_block(files: int, release: str) -> int:
     """A block that finishes its files, then waits for the test to let it end."""
     from distributed import Event
 
-    from batchgenre.runner import file_done
+    from batchgenre.cluster.runner import file_done
 
     for _ in range(files):
         file_done()
@@ -90,9 +90,9 @@ def gated_block(files: int, release: str) -> int:
 def test_progress_counts_files_while_their_block_still_runs(caplog, monkeypatch):
     from distributed import Event
 
-    from batchgenre import progress
-    from batchgenre.cluster import connect
-    from batchgenre.runner import run_blocks
+    from batchgenre.cluster import progress
+    from batchgenre.cluster.connection import connect
+    from batchgenre.cluster.runner import run_blocks
 
     monkeypatch.setattr(progress, "EVERY_S", 0.05)
     caplog.set_level(logging.INFO, logger="batchgenre")
@@ -116,7 +116,7 @@ def test_progress_counts_files_while_their_block_still_runs(caplog, monkeypatch)
 
 
 def test_progress_speaks_before_any_file_and_guesses_the_time_left_only_from_enough_files(caplog):
-    from batchgenre.progress import MIN_FILES_FOR_ESTIMATE, Progress
+    from batchgenre.cluster.progress import MIN_FILES_FOR_ESTIMATE, Progress
 
     caplog.set_level(logging.INFO, logger="batchgenre")
     with Progress(100, every_s=0.01) as bar:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgenre import config
+from batchgenre.training import config
 from batchgenre.errors import BatchgenreError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.dataset import (
+from batchgenre.training.dataset import (
     cross_validation,
     final_split,
     read_features,
@@ -280,7 +280,7 @@ def test_the_stream_yields_each_training_row_exactly_once_per_epoch(
 
 @pytest.mark.parametrize("n_chunks, per_window", [(1, 64), (9, 64), (10, 3), (160, 64), (391, 64), (100, 7), (5, 1)])
 def test_a_window_takes_one_chunk_from_each_stretch_of_the_store(n_chunks, per_window):
-    from batchgenre.dataset import _windows
+    from batchgenre.training.dataset import _windows
 
     windows = _windows(n_chunks, per_window=per_window, rng=np.random.default_rng(0))
     assert sorted(np.concatenate(windows).tolist()) == list(range(n_chunks))  # every chunk, once

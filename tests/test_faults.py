@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.sandbox import BUSY, STARTING
+from batchgenre.cluster.sandbox import BUSY, STARTING
 from batchgenre.store import DONE, FAILED, FeatureStore
 from tests import synth
 from tests.conftest import run_cli
@@ -50,7 +50,7 @@ def helpers(pid: int, state: bytes | None = None) -> list[int]:
     """Sandbox helpers under process ``pid``; only those whose process name says ``state`` when given."""
     found = []
     for child, cmdline in descendants(pid).items():
-        if "batchgenre.sandbox" in cmdline:
+        if "batchgenre.cluster.sandbox" in cmdline:
             try:
                 name = Path(f"/proc/{child}/comm").read_bytes().strip()
             except OSError:
@@ -147,7 +147,7 @@ def test_repeated_sigkills_at_different_points_leave_the_uninterrupted_store(tmp
     # Kill points by progress, not by the clock: each run resumes the last, so it has less to do.
     points = [
         lambda: time.sleep(0.3) or True,  # starting up
-        lambda: any(killed.glob("writer.lock.*.json")),  # holding the lock, planning
+        lambda: any(killed.parent.glob("killed.zarr.lock/writer.lock.*.json")),  # holding the lock, planning
         lambda: blocks_written() >= 1,
         lambda: blocks_written() >= 3,
         lambda: blocks_written() >= 5,

@@ -7,7 +7,7 @@ import pytest
 
 from batchgenre.features import FeatureError, get_feature_set
 from batchgenre.errors import BatchgenreError
-from batchgenre.reference import safe_tuning, tutorial_feature
+from batchgenre.features.reference import safe_tuning, tutorial_feature
 from tests import synth
 
 TUTORIAL = get_feature_set("tutorial")
@@ -129,7 +129,7 @@ def test_fast_set_computes_the_same_quantities_from_one_float32_stft(tmp_path):
     import librosa
 
     from batchgenre.audio import load
-    from batchgenre.features import FAST, _filter_banks
+    from batchgenre.features.fast import FAST, _filter_banks
 
     files = generated_corpus(tmp_path)
     clips = [load(f) for f in files]
@@ -155,7 +155,7 @@ def test_band_limited_tuning_equals_the_full_band_one(tmp_path, bins_per_octave,
     import librosa
 
     from batchgenre.audio import load
-    from batchgenre.features import estimate_tuning
+    from batchgenre.features.tutorial import estimate_tuning
 
     for f in generated_corpus(tmp_path):
         S = np.abs(librosa.stft(load(f))) ** power

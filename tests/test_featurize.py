@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.corpus import Clip, discover
+from batchgenre.audio.corpus import Clip, discover
 from batchgenre.errors import BatchgenreError
-from batchgenre.featurize import featurize_block, select
+from batchgenre.cluster.featurize import featurize_block, select
 from batchgenre.features import get_feature_set
-from batchgenre.reference import tutorial_feature
+from batchgenre.features.reference import tutorial_feature
 from batchgenre.store import DONE, FAILED, PENDING, FeatureStore
 from tests import synth
 from tests.conftest import run_cli
@@ -137,7 +137,7 @@ def test_bad_files_fail_alone_and_the_run_goes_on(tmp_path):
 def test_a_file_deleted_during_the_run_gets_a_failed_row(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", per_genre=1, seconds=1)
     out = str(tmp_path / "f.zarr")
-    from batchgenre.featurize import _plan, store_attrs
+    from batchgenre.cluster.featurize import _plan, store_attrs
 
     attrs = store_attrs(feature_set_name="tutorial", clip=Clip(), root=corpus)
     store = FeatureStore.create(out, attrs=attrs, n_features=498, rows_per_chunk=4)

@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre import config
-from batchgenre.dataset import read_features, select_rows
+from batchgenre.training import config
+from batchgenre.training.dataset import read_features, select_rows
 from batchgenre.demo import make_corpus
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import get_feature_set
-from batchgenre.joined import JoinedStores, open_stores
-from batchgenre.model import read_metadata
-from batchgenre.robustness import ORIGINAL
+from batchgenre.store.joined import JoinedStores, open_stores
+from batchgenre.store.artifact import read_metadata
+from batchgenre.training.robustness import ORIGINAL
 from batchgenre.store import FAILED, FeatureStore
-from batchgenre.variants import VARIANTS
+from batchgenre.audio.variants import VARIANTS
 from tests.conftest import run_cli
 from tests.test_dataset import make_store
 

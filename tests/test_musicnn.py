@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre import musicnn
+from batchgenre.features import musicnn
 from batchgenre.audio import load
 from batchgenre.cli import EXIT_SOME_FAILED
 from batchgenre.features import FeatureError, get_feature_set
@@ -91,7 +91,7 @@ def test_feature_set_names_every_value_and_refuses_clips_under_one_patch():
 
 
 def test_weights_and_their_licence_ship_in_the_package():
-    folder = resources.files("batchgenre") / "weights"
+    folder = resources.files("batchgenre.features") / "weights"
     notice = (folder / "MUSICNN-LICENSE.md").read_text()
     assert "Permission to use, copy, modify, and/or distribute this software" in notice
     w = musicnn.weights()

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.classify import FileWindows, result_row
+from batchgenre.classify.client import FileWindows, result_row
 from batchgenre.errors import BatchgenreError
-from batchgenre.results import ResultsTable, neutralise, restore
+from batchgenre.store.results import ResultsTable, neutralise, restore
 
 pandas = pytest.importorskip("pandas")
 

@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 
 from batchgenre import demo
-from batchgenre.dataset import read_features, select_rows
-from batchgenre.featurize import featurize
-from batchgenre.robustness import ORIGINAL, featurize_variants
+from batchgenre.training.dataset import read_features, select_rows
+from batchgenre.cluster.featurize import featurize
+from batchgenre.training.robustness import ORIGINAL, featurize_variants
 from batchgenre.store import FeatureStore
-from batchgenre.variants import VARIANTS
+from batchgenre.audio.variants import VARIANTS
 from tests import synth
 from tests.conftest import run_cli
 
@@ -80,8 +80,8 @@ def test_train_robustness_reports_each_variant_for_model_and_baseline(corpus):
 
 
 def test_one_split_scores_the_variants_of_its_test_clips_with_intervals(corpus, tmp_path):
-    from batchgenre import config
-    from batchgenre.train import train
+    from batchgenre.training import config
+    from batchgenre.training.trainer import train
 
     cfg = config.from_dict(
         {
@@ -119,8 +119,8 @@ def test_a_variant_with_no_usable_test_clip_is_reported_as_no_rows(tmp_path):
 
 def test_robustness_on_real_clips(gtzan, tmp_path):
     """Three genres of gtzan-mini, the robust set: every variant scored, and it holds within 0.1 of the originals."""
-    from batchgenre import config
-    from batchgenre.train import train
+    from batchgenre.training import config
+    from batchgenre.training.trainer import train
 
     featurize(
         gtzan, out=str(tmp_path / "f.zarr"), feature_set="robust", genres=["reggae", "classical", "rock"], workers=2

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from batchgenre.sandbox import BUSY, HelperDidNotStart, Sandbox
+from batchgenre.cluster.sandbox import BUSY, HelperDidNotStart, Sandbox
 from batchgenre.store import DONE, FAILED
 from tests import synth
 from tests.conftest import run_cli
@@ -31,14 +31,14 @@ def gone(pid: int) -> bool:
 
 def pause_in_a_helper() -> None:
     """A task whose helper never finishes its 'file'."""
-    from batchgenre.sandbox import borrowed
+    from batchgenre.cluster.sandbox import borrowed
 
     with borrowed() as box:
         box.call(signal.pause, timeout=3600)
 
 
 def test_a_helper_dies_with_its_worker_even_mid_file():
-    from batchgenre.cluster import connect
+    from batchgenre.cluster.connection import connect
 
     with connect(workers=1) as client:
         (worker,) = client.run(os.getpid).values()

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.dataset import read_features, select_rows
+from batchgenre.training.dataset import read_features, select_rows
 from batchgenre.demo import synthesize
 from batchgenre.errors import BatchgenreError
-from batchgenre.serving import load_classifier, read_metadata
+from batchgenre.classify.serving import load_classifier
+from batchgenre.store.artifact import read_metadata
 from batchgenre.store import FeatureStore
 from tests import synth
 from tests.test_dataset import make_store
@@ -41,7 +42,7 @@ def store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(store, tmp_path_factory) -> dict[str, Path]:
     """name -> model.keras written by `train` for each of MODELS."""
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     runs = tmp_path_factory.mktemp("runs")
     return {
@@ -61,7 +62,7 @@ def feature_rows(store: Path) -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_probabilities_match_keras_predict(trained, store, name):
-    from batchgenre.model import load_model
+    from batchgenre.training.model import load_model
 
     keras_model, _ = load_model(trained[name])
     x = feature_rows(store)

@@ -74,7 +74,7 @@ def _write_aac_without_noise_substitution(path, y):
 
 def _full_decode_of(path, start: float, window: float) -> np.ndarray:
     """The window ``[start, start + window)`` cut from a decode of the whole file from its top, then resampled."""
-    with audio._open(path) as source:
+    with audio.open_audio(path) as source:
         sr_native = source.samplerate
     whole = audio.load(path, sr=sr_native, duration=None)  # at the native rate: decoded front to back, no seek
     a = int(start * sr_native)
@@ -84,7 +84,7 @@ def _full_decode_of(path, start: float, window: float) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["mp3", "flac", "ogg", "m4a without PNS", "m4a"])
 def test_seeking_gives_the_samples_of_a_full_decode(songs, kind):
     windows = list(iter_spread_windows(songs[kind], count=3))
-    with audio._open(songs[kind]) as source:
+    with audio.open_audio(songs[kind]) as source:
         duration = source.duration
     assert [start for start, _ in windows] == pytest.approx(spread_starts(duration, window=30.0, count=3))
     for start, y in windows:
@@ -150,7 +150,7 @@ def test_a_file_without_a_length_is_counted_then_spread(tmp_path):
             frame.sample_rate, frame.pts = SR, start
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    with audio._open(path) as source:
+    with audio.open_audio(path) as source:
         assert source.duration is None
     windows = list(iter_spread_windows(path, count=3))
     assert [s for s, _ in windows] == pytest.approx([2.5, 37.5])  # two fit in 70 s

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from batchgenre.errors import BatchgenreError
-from batchgenre.featurize import Clip, _plan, discover, select, store_attrs
+from batchgenre.cluster.featurize import Clip, _plan, discover, select, store_attrs
 from batchgenre.store import DONE, PENDING, FeatureStore, writer_lock
 from tests import synth
 from tests.conftest import run_cli
@@ -89,7 +89,7 @@ def test_of_two_runs_started_together_exactly_one_takes_the_lock(tmp_path):
     urls = [str(tmp_path / f"{i}.zarr") for i in range(RACES)]
     run_races(urls)
     for i, url in enumerate(urls):  # every store ends with one released lock; a taken-over one is gone
-        assert [(g, lock["released"]) for g, lock in lock_files(Path(url)).items()] == [(i % 2, True)]
+        assert [(g, lock["released"]) for g, lock in lock_files(Path(url + ".lock")).items()] == [(i % 2, True)]
 
 
 @pytest.mark.slow
@@ -98,17 +98,21 @@ def test_of_two_runs_started_together_on_s3_exactly_one_takes_the_lock(s3):
 
 
 HOLD_AND_BREAK = """
-import json, shutil, sys, threading
+import json, os, shutil, sys, threading
 from batchgenre.errors import BatchgenreError
 from batchgenre.store import writer_lock
 
 url, how = sys.argv[1:3]
+if how == "store deleted":
+    os.makedirs(url)
 try:
     with writer_lock(url, heartbeat_s=0.05):
         if how == "deleted":
+            shutil.rmtree(url + ".lock")
+        elif how == "store deleted":
             shutil.rmtree(url)
         else:  # what a run that found this one's heartbeat stale leaves
-            with open(f"{url}/writer.lock.1.json", "x") as f:
+            with open(f"{url}.lock/writer.lock.1.json", "x") as f:
                 json.dump({"host": "elsewhere", "pid": 7, "started": 0, "heartbeat": 0, "released": False}, f)
         threading.Event().wait(300)
     print("the run went on without its lock")
@@ -120,7 +124,8 @@ except BatchgenreError as error:
 @pytest.mark.parametrize(
     "how, reason",
     [
-        ("deleted", "its lock file {url}/writer.lock.0.json was deleted"),
+        ("deleted", "its lock file {url}.lock/writer.lock.0.json was deleted"),
+        ("store deleted", "its store {url} was deleted"),
         ("taken over", "another featurize (pid 7 on elsewhere) took its writer lock over"),
     ],
 )
@@ -133,7 +138,7 @@ def test_a_run_that_loses_its_lock_stops_with_one_line(tmp_path, how, reason):
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"batchgenre: {url}: this run stopped: {reason.format(url=url)}"), lines
     if how == "taken over":  # the other run's lock is left alone
-        assert lock_files(tmp_path / "f.zarr")[1]["host"] == "elsewhere"
+        assert lock_files(tmp_path / "f.zarr.lock")[1]["host"] == "elsewhere"
 
 
 def test_two_featurize_commands_started_together_write_once(tmp_path):
@@ -181,7 +186,7 @@ def open_chunk(self, mode="r", *args, **kwargs):
 
 
 Path.open = open_chunk  # zarr's LocalStore opens every chunk it writes through Path.open
-from batchgenre.featurize import Clip, featurize_block
+from batchgenre.cluster.featurize import Clip, featurize_block
 
 featurize_block(url, 0, root, "fast", Clip(), retry_failed=False, file_timeout=60)
 """

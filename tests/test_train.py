@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre import cli, config
-from batchgenre.dataset import read_features, select_rows, split_rows
+from batchgenre import cli
+
+from batchgenre.training import config
+from batchgenre.training.dataset import read_features, select_rows, split_rows
 from batchgenre.errors import BatchgenreError
 from tests import synth
 from tests.conftest import run_cli
@@ -37,7 +39,7 @@ def separable(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def one_split(separable, tmp_path_factory):
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     out = tmp_path_factory.mktemp("runs") / "split"
     cfg = make_config(separable, out)
@@ -61,8 +63,8 @@ def test_one_split_learns_separable_genres_and_writes_every_output(one_split):
 def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
     import keras
 
-    from batchgenre.model import load_model
-    from batchgenre.serving import check_features
+    from batchgenre.training.model import load_model
+    from batchgenre.store.artifact import check_features
     from batchgenre.store import FeatureStore
 
     cfg, report = one_split
@@ -94,8 +96,8 @@ def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
 def test_a_linear_model_is_softmax_regression_saved_and_served_like_the_mlp(separable, tmp_path):
     import keras
 
-    from batchgenre.model import load_model
-    from batchgenre.train import train
+    from batchgenre.training.model import load_model
+    from batchgenre.training.trainer import train
 
     cfg = make_config(
         separable, tmp_path / "linear", model={"type": "linear", "l2": 0.01}, train={"epochs": 40, "learning_rate": 0.01}
@@ -111,8 +113,8 @@ def test_a_linear_model_is_softmax_regression_saved_and_served_like_the_mlp(sepa
 
 
 def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly(separable, tmp_path):
-    from batchgenre.run_outputs import summary_table
-    from batchgenre.train import train
+    from batchgenre.training.run_outputs import summary_table
+    from batchgenre.training.trainer import train
 
     runs = [
         train(make_config(separable, tmp_path / name, split={"folds": 2, "repeats": 2, "seed": 5}, train={"epochs": 6}))
@@ -161,8 +163,8 @@ def test_a_weight_seed_changes_the_weights_on_the_same_splits(separable, tmp_pat
 def test_the_baseline_takes_the_models_own_log10_of_the_configured_blocks(one_split, separable):
     import keras
 
-    from batchgenre.fit import describe_baseline, fit_baseline
-    from batchgenre.model import load_model
+    from batchgenre.training.fit import describe_baseline, fit_baseline
+    from batchgenre.training.model import load_model
     from batchgenre.store import FeatureStore
 
     store = FeatureStore.open(str(separable))
@@ -187,7 +189,7 @@ def test_training_png_draws_the_saved_models_own_fit_and_metrics_say_it_was_refi
     """A refit model never watched validation rows, so no solid validation curve is drawn as its own."""
     from matplotlib.image import imread
 
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     orange = np.array([0xFF, 0x7F, 0x0E]) / 255  # matplotlib's C1: the validation curves' colour
 
@@ -203,7 +205,7 @@ def test_training_png_draws_the_saved_models_own_fit_and_metrics_say_it_was_refi
 
 
 def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_path):
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     # A step this large makes validation loss climb after the first epochs.
     cfg = make_config(separable, tmp_path / "run", train={"epochs": 40, "early_stopping_patience": 2, "learning_rate": 0.5})
@@ -212,7 +214,7 @@ def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_p
 
 
 def test_a_config_without_a_feature_set_trains_on_the_stores_and_says_so(tmp_path):
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     store = make_store(tmp_path / "robust.zarr", per_genre=20, feature_set="robust")
     report = train(make_config(store.url, tmp_path / "run"))
@@ -223,7 +225,7 @@ def test_a_config_without_a_feature_set_trains_on_the_stores_and_says_so(tmp_pat
     assert written.model.log_blocks == () and written.model.summaries == ("mean", "std")
     assert report.metrics["baseline"]["model"].endswith("on the whole vector")
     # The default summaries are those the set has (robust: mean and std), so the model reads all 120 values.
-    from batchgenre.model import load_model
+    from batchgenre.training.model import load_model
 
     model, _ = load_model(report.run_dir / "model.keras")
     assert model.get_layer("standardise").adapt_mean.shape[-1] == 120
@@ -268,7 +270,7 @@ def test_a_failed_row_is_left_out(separable, one_split):
 
 
 def test_augmented_copies_are_trained_on_but_never_scored(tmp_path):
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     store = make_store(tmp_path / "f.zarr", per_genre=10, copies=2)
     metrics = train(make_config(store.url, tmp_path / "run", train={"epochs": 3})).metrics
@@ -278,8 +280,8 @@ def test_augmented_copies_are_trained_on_but_never_scored(tmp_path):
 
 
 def test_window_rows_are_trained_on_and_each_test_file_is_scored_by_its_mean_probability(tmp_path):
-    from batchgenre.fit import fit_baseline, fit_classifier, score
-    from batchgenre.train import plan_splits
+    from batchgenre.training.fit import fit_baseline, fit_classifier, score
+    from batchgenre.training.trainer import plan_splits
 
     store = make_store(tmp_path / "f.zarr", per_genre=10, windows=3, failed=(7,))  # file 2 lost its second window
     cfg = make_config(store.url, tmp_path / "run", train={"epochs": 3, "weight_seed": 0})
@@ -303,14 +305,14 @@ def test_window_rows_are_trained_on_and_each_test_file_is_scored_by_its_mean_pro
 
 
 def train_and_read(cfg: config.Config) -> dict:
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     train(cfg)
     return json.loads((Path(cfg.output.dir) / "metrics.json").read_text())
 
 
 def test_robustness_on_window_rows_is_refused_in_one_line(tmp_path):
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     store = make_store(tmp_path / "f.zarr", per_genre=4, windows=3)
     with pytest.raises(BatchgenreError, match="holds 10-second window rows; --robustness needs a store of whole excerpts"):
@@ -355,8 +357,8 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path, capsys, separ
 
 
 def test_a_file_that_is_not_a_batchgenre_model_is_named(tmp_path):
-    from batchgenre.model import load_model
-    from batchgenre.serving import check_features
+    from batchgenre.training.model import load_model
+    from batchgenre.store.artifact import check_features
 
     with pytest.raises(BatchgenreError, match="no model there"):
         load_model(tmp_path / "missing.keras")
@@ -401,7 +403,7 @@ def test_the_real_command_line_trains_on_a_featurized_generated_corpus(tmp_path)
 @pytest.mark.slow
 def test_real_clips_featurized_by_train_itself(gtzan, tmp_path):
     """The shipped three-genre config on the real clips, its audio folder featurized first; 3 folds x 1 repeat, fewer epochs."""
-    from batchgenre.train import train
+    from batchgenre.training.trainer import train
 
     shipped = config.load(CONFIGS / "three_genres.toml")
     cfg = config.with_overrides(shipped, store=str(tmp_path / "f.zarr"), out=str(tmp_path / "run"), folds=3, repeats=1, epochs=24)

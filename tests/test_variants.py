@@ -8,7 +8,7 @@ import soundfile as sf
 
 from batchgenre.audio import load
 from batchgenre.errors import BatchgenreError
-from batchgenre.variants import VARIANTS, get_variant, write_variant
+from batchgenre.audio.variants import VARIANTS, get_variant, write_variant
 from tests import synth
 
 SR = 22050

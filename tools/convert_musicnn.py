@@ -8,9 +8,9 @@ installed: ``unzip musicnn-0.1.0-py3-none-any.whl -d /tmp/musicnn-src``)::
     python tools/convert_musicnn.py weights --wheel /tmp/musicnn-src
     python tools/convert_musicnn.py reference --wheel /tmp/musicnn-src --gtzan /path/to/gtzan
 
-``weights`` writes ``batchgenre/weights/musicnn_msd.npz`` (the inference weights of MSD_musicnn,
+``weights`` writes ``batchgenre/features/weights/musicnn_msd.npz`` (the inference weights of MSD_musicnn,
 batch-norm statistics turned into a scale and an offset per channel, the one before the
-penultimate dense layer folded into it) and ``batchgenre/weights/MUSICNN-LICENSE.md``.
+penultimate dense layer folded into it) and ``batchgenre/features/weights/MUSICNN-LICENSE.md``.
 
 ``reference`` runs the ORIGINAL graph (the checkpoint's own ``.meta``, through tf.compat.v1 with
 eager execution off) on REFERENCE_CLIPS, fed with the log-mel patches that musicnn's extractor

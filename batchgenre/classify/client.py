@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from batchgenre import serving
+from batchgenre.classify import serving
+from batchgenre.store.artifact import check_features
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.errors import BatchgenreError
-from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
-from batchgenre.windows import FileWindows, Windows, classify_block, file_windows
+from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
+from batchgenre.classify.windows import FileWindows, Windows, classify_block, file_windows
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def load_classifier(model_path: Path | None) -> serving.Classifier:
             f"no trained model at {path}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
         )
     model = serving.load_classifier(path)
-    serving.check_features(model.metadata)
+    check_features(model.metadata)
     return model
 
 
@@ -93,10 +94,10 @@ def classify_dir(
 
     Windows of no length (``Windows.window`` None) are cut as long as the model's (``Windows.for_model``).
     """
-    from batchgenre.cluster import connect
-    from batchgenre.corpus import discover, rows_per_chunk
-    from batchgenre.results import ResultsTable
-    from batchgenre.runner import run_blocks
+    from batchgenre.cluster.connection import connect
+    from batchgenre.audio.corpus import discover, rows_per_chunk
+    from batchgenre.store.results import ResultsTable
+    from batchgenre.cluster.runner import run_blocks
 
     root = Path(root).resolve()
     if not root.is_dir():

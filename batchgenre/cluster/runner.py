@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Hashable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, TypeVar
+
+if TYPE_CHECKING:
+    import distributed
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ def run_blocks(
     """
     from distributed import as_completed
 
-    from batchgenre.cluster import lost_workers, stop_if_interrupted
-    from batchgenre.progress import Progress
+    from batchgenre.cluster.connection import lost_workers, stop_if_interrupted
+    from batchgenre.cluster.progress import Progress
 
     files = {key: n for key, (_, n) in blocks.items()}
     counted = dict.fromkeys(blocks, 0)

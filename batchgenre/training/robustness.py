@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre.audio import load
-from batchgenre.corpus import Clip
+from batchgenre.audio.corpus import Clip
 from batchgenre.errors import BatchgenreError, describe
-from batchgenre.featurize import featurize
+from batchgenre.cluster.featurize import featurize
 from batchgenre.store import DONE, FeatureStore
-from batchgenre.variants import VARIANTS, variant_path, write_variant
+from batchgenre.audio.variants import VARIANTS, variant_path, write_variant
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def featurize_variants(store: FeatureStore, index: np.ndarray, *, workdir: Path,
     The copies are made from the same excerpt the store's rows were computed from (its offset,
     duration and rate), on a local cluster of ``workers``, and featurized in one run into one store.
     """
-    from batchgenre.cluster import connect
+    from batchgenre.cluster.connection import connect
 
     attrs = store.attrs
     root = Path(attrs["root"])

@@ -7,8 +7,7 @@ array operations. ``load_classifier`` reads the zip's ``config.json`` (the layer
 not know, so that a model it cannot serve exactly is never served approximately.
 tests/test_serving.py holds the forward pass to Keras's own ``predict`` on trained models.
 
-The artifact's metadata (``batchgenre.json``) and the check of its features live here too: they
-are the read side of the artifact, which model.py writes.
+The artifact's metadata and the check of its features are in ``batchgenre.store.artifact``.
 """
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from batchgenre.errors import BatchgenreError, shown
+from batchgenre.store.artifact import read_metadata
 
-METADATA_MEMBER = "batchgenre.json"
-ARTIFACT_FORMAT = 1
 CONFIG_MEMBER = "config.json"
 WEIGHTS_MEMBER = "model.weights.h5"
 # keras.backend.epsilon(): the Normalization layer divides by at least this.
@@ -202,50 +200,3 @@ def _dense(path: Path, name: str, settings: dict, variables: list[Array]) -> Cal
     bias = variables[1].astype(np.float32) if settings.get("use_bias", True) else np.float32(0)
     function = ACTIVATIONS[activation]
     return lambda x: function(x @ kernel + bias)
-
-
-# -- the metadata ---------------------------------------------------------------------------------------------
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The metadata of the model at ``path``, read from its zip without building the model."""
-    path = Path(path)
-    if not path.is_file():
-        raise BatchgenreError(f"{path}: no model there; train one with `batchgenre train`")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            metadata = json.loads(archive.read(METADATA_MEMBER))
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError):
-        raise BatchgenreError(f"{path}: not a batchgenre model (a model.keras written by `batchgenre train`)") from None
-    except OSError as error:
-        raise BatchgenreError(f"{path}: cannot read it ({error})") from None
-    if metadata.get("artifact_format") != ARTIFACT_FORMAT:
-        found = metadata.get("artifact_format")
-        raise BatchgenreError(f"{path}: model format {found!r}, this batchgenre reads {ARTIFACT_FORMAT}")
-    return metadata
-
-
-def check_features(metadata: dict[str, Any], *, source: str = "the model") -> None:
-    """Refuse a model whose features this batchgenre would compute differently.
-
-    Its feature set must exist here, with the same parameters and the same value names in the
-    same order; the message says what differs.
-    """
-    from batchgenre.audio import SAMPLE_RATE
-    from batchgenre.features import get_feature_set
-
-    name = metadata.get("feature_set")
-    if not isinstance(name, str):
-        raise BatchgenreError(f"{source} does not say which feature set it was trained on")
-    fs = get_feature_set(name)
-    for key, here in (("sample_rate", SAMPLE_RATE), ("feature_params", fs.params), ("feature_names", fs.names)):
-        if _normal(metadata.get(key)) != _normal(here):
-            raise BatchgenreError(
-                f"{source} was trained on feature set {name!r} with {key}={shown(metadata.get(key))}, "
-                f"this batchgenre computes {key}={shown(here)}: train it again"
-            )
-
-
-def _normal(value: Any) -> Any:
-    """JSON's view of a value, so that a tuple equals the list it was saved as."""
-    return json.loads(json.dumps(value))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
-from batchgenre.errors import describe
-from batchgenre.sandbox import DEFAULT_MEMORY_CAP
+from batchgenre.errors import BatchgenreError, describe
+from batchgenre.cluster.sandbox import DEFAULT_MEMORY_CAP
 
 
 # Windows the command line classifies per file unless told otherwise; the figures that chose it are
@@ -42,6 +43,41 @@ class Windows:
         """One window: the excerpt itself, as the tutorial classifies 60-90 s of a song."""
         return cls(window=duration, hop=duration, offset=offset, duration=duration)
 
+    @classmethod
+    def choose(
+        cls,
+        *,
+        count: int | str | None = None,
+        window: float | None = None,
+        hop: float | None = None,
+        offset: float | None = None,
+        duration: float | None = None,
+    ) -> "Windows":
+        """The windows that classify's options ask for, refused in one line where they disagree.
+
+        ``count`` windows spread over each file (``"all"`` or 0: every window, ``hop`` apart; None:
+        ``DEFAULT_COUNT``, or every window when a ``hop`` is given), each ``window`` s long (None: the
+        model's); or, with ``offset`` or ``duration``, the one excerpt they name (30 s by default).
+        """
+        if isinstance(count, str):
+            if count.strip().lower() != "all":
+                raise BatchgenreError(f"--windows must be a whole number of windows, or all, got {count!r}")
+            count = 0
+        if offset is None and duration is None:
+            if (window is not None and window <= 0) or (hop is not None and hop <= 0):
+                raise BatchgenreError("--window and --hop must be more than 0 seconds")
+            if hop is not None and count:
+                raise BatchgenreError(f"--hop spaces the windows of --windows all; --windows {count} spreads its own evenly")
+            if count is None:  # not given: a hop asks for every window
+                count = None if hop is not None else DEFAULT_COUNT
+            return cls(window=window, hop=hop, count=count or None)  # no length: the model's
+        if count is not None:
+            raise BatchgenreError("--windows and --offset/--duration choose the audio two ways: give one of them")
+        duration = 30.0 if duration is None else duration
+        if duration <= 0:
+            raise BatchgenreError("--duration must be more than 0 seconds")
+        return cls.excerpt(offset=offset or 0.0, duration=duration)
+
     def for_model(self, model_window: float | None) -> "Windows":
         """These windows with their length filled in: the model's window rows' (featurize --window), else 30 s."""
         window = self.window or model_window or DEFAULT_WINDOW
@@ -65,29 +101,39 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
     none is usable, with the first window's reason.
     """
     from batchgenre.audio import iter_spread_windows, iter_windows, probe_duration
-    from batchgenre.features import FeatureError, get_feature_set
 
-    fs = get_feature_set(feature_set)
     windows = windows.for_model(None)  # a length left open by a caller that knows no model: 30 s
     try:
         length = probe_duration(path)  # read once: the spread windows are placed by it, and the row reports it
-        vectors, reasons = [], []
         if windows.count is None:
             cut = iter_windows(
                 path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
             )
         else:
             cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count, duration=length)
-        for _, y in cut:
-            try:
-                vectors.append(fs.extract(y, sr=sr))
-            except FeatureError as error:
-                reasons.append(str(error))
-        if not vectors:
-            return FileWindows(name, None, error=reasons[0] if reasons else "no audio in the chosen excerpt")
-        return FileWindows(name, np.stack(vectors), duration=length)
+        features, error = window_features((y for _, y in cut), feature_set=feature_set, sr=sr)
+        return FileWindows(name, features, duration=length if features is not None else None, error=error)
     except Exception as error:  # one bad file never stops the block
         return FileWindows(name, None, error=describe(error))
+
+
+def window_features(cut: Iterable[np.ndarray], *, feature_set: str, sr: int) -> tuple[np.ndarray | None, str]:
+    """Features [shape=(windows, D), dtype=float32] of every usable window [shape=(n,)], or None and the first reason.
+
+    Silent or too-short windows (an intro, a fade-out) are left out.
+    """
+    from batchgenre.features import FeatureError, get_feature_set
+
+    fs = get_feature_set(feature_set)
+    vectors, reasons = [], []
+    for y in cut:
+        try:
+            vectors.append(fs.extract(y, sr=sr))
+        except FeatureError as error:
+            reasons.append(str(error))
+    if not vectors:
+        return None, reasons[0] if reasons else "no audio in the chosen excerpt"
+    return np.stack(vectors), ""
 
 
 def classify_block(
@@ -98,8 +144,8 @@ def classify_block(
 
     Each file is decoded in a sandbox helper, so one that hangs or crashes fails alone.
     """
-    from batchgenre.runner import file_done
-    from batchgenre.sandbox import borrowed
+    from batchgenre.cluster.runner import file_done
+    from batchgenre.cluster.sandbox import borrowed
 
     results = []
     with borrowed(memory_cap=memory_cap) as box:

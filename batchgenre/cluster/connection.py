@@ -10,9 +10,12 @@ import os
 import signal
 import threading
 import warnings
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from batchgenre.errors import BatchgenreError
+
+if TYPE_CHECKING:
+    import distributed
 
 log = logging.getLogger(__name__)
 

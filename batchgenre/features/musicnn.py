@@ -24,7 +24,9 @@ from importlib import resources
 
 import numpy as np
 
+from batchgenre.audio.decode import resample
 from batchgenre.errors import BatchgenreError
+from batchgenre.features.base import FeatureError, FeatureSet, numbered
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -82,7 +84,7 @@ def weights() -> dict[str, np.ndarray]:
     negative scale, the maximum of the normalised values comes from the minimum before it, and
     ``min(z) = -max(-z)`` lets one max-pool serve every channel.
     """
-    source = resources.files("batchgenre") / "weights" / WEIGHTS_FILE
+    source = resources.files("batchgenre.features") / "weights" / WEIGHTS_FILE
     try:
         with resources.as_file(source) as path, np.load(path) as archive:
             w = {name: archive[name] for name in archive.files}
@@ -197,8 +199,6 @@ def embed(
     penultimate : np.ndarray [shape=(patches, 200), dtype=float32]
         no rows when ``y`` is shorter than one patch (MIN_SAMPLES at 16 kHz, 2.98 s).
     """
-    from batchgenre.audio import resample
-
     y16 = resample(np.asarray(y, dtype=np.float32), sr_native=sr, sr=SAMPLE_RATE)
     return forward(patches(log_mel(y16), hop=hop, max_patches=max_patches), batch=batch)
 
@@ -208,8 +208,6 @@ def frames(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
 
     Raises FeatureError when ``y`` is shorter than one 3 s patch.
     """
-    from batchgenre.features import FeatureError
-
     _, penultimate = embed(y, sr=sr)
     if not len(penultimate):
         need = MIN_SAMPLES / SAMPLE_RATE
@@ -265,3 +263,20 @@ def _forward(x: np.ndarray, w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     penultimate = hidden * w["penultimate_scale"] + w["penultimate_offset"]
     logits = penultimate @ w["tags_kernel"] + w["tags_bias"]
     return (1 / (1 + np.exp(-logits))).astype(np.float32), penultimate.astype(np.float32)
+
+
+MUSICNN = FeatureSet(
+    name="musicnn",
+    description=(
+        "The 200-unit penultimate layer of musicnn's MSD-trained tagger (Pons & Serra 2019; weights ISC-licensed, "
+        "batchgenre/features/weights/MUSICNN-LICENSE.md) on 3 s patches end to end of a 16 kHz, 96-band log-mel spectrogram "
+        "(n_fft 512, hop 256, log10(1 + 10000 mel)), summarised as mean and max over the patches; "
+        "clips need at least 3 s. A NumPy forward pass: no TensorFlow on the workers."
+    ),
+    params=PARAMS,
+    blocks=(("musicnn", numbered(PENULTIMATE_UNITS, 3)),),
+    frames=frames,
+    summaries=SUMMARIES,
+    warm_up=False,
+    min_seconds=MIN_SAMPLES / SAMPLE_RATE,
+)

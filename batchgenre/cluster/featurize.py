@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre import __version__
-from batchgenre.corpus import Clip, discover, rows_per_chunk
+from batchgenre.audio.corpus import Clip, discover, rows_per_chunk
 from batchgenre.errors import BatchgenreError, describe
 from batchgenre.features import DEFAULT_FEATURE_SET, get_feature_set
-from batchgenre.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
+from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import DONE, FAILED, MAX_WINDOWS, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def featurize(
 
     Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
     """
-    from batchgenre.cluster import connect
+    from batchgenre.cluster.connection import connect
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -263,7 +263,7 @@ def _run_blocks(
     memory_cap: int,
 ) -> tuple[list[tuple[int, str]], list[str]]:
     """Run the blocks of ``todo`` (block -> rows to compute); returns the blocks not written and the workers lost."""
-    from batchgenre.runner import run_blocks
+    from batchgenre.cluster.runner import run_blocks
 
     attrs = store.attrs
     clip = Clip(sr=attrs["sample_rate"], offset=attrs["offset"], duration=attrs["duration"], window=attrs.get("window"))
@@ -295,8 +295,8 @@ def featurize_block(
     hangs or crashes fails alone. Returns the number of files decoded. Errors of single files
     fail their rows; a window that cannot be featurized (silent, say) fails its own row alone.
     """
-    from batchgenre.runner import file_done
-    from batchgenre.sandbox import borrowed
+    from batchgenre.cluster.runner import file_done
+    from batchgenre.cluster.sandbox import borrowed
 
     store = FeatureStore.open(store_url, mode="r+")
     start, stop = store.block_bounds(block)
@@ -343,7 +343,7 @@ def extract_file(
 
     from batchgenre.audio import load
     from batchgenre.features import FeatureError, get_feature_set
-    from batchgenre.variants import augmentation, write_variant
+    from batchgenre.audio.variants import augmentation, write_variant
 
     y = load(root / relpath, sr=clip.sr, offset=clip.offset, duration=clip.duration)
     if copy:

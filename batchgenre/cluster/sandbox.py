@@ -1,6 +1,6 @@
 """Per-file work in a helper process, so a file that hangs, crashes its decoder or needs too much memory costs that file alone.
 
-Each worker thread keeps one helper (``python -m batchgenre.sandbox``), warmed up once and reused
+Each worker thread keeps one helper (``python -m batchgenre.cluster.sandbox``), warmed up once and reused
 for every file; a helper that crashes, runs past the time limit or outgrows the memory cap is
 killed and replaced, and on Linux it dies with its worker even in the middle of a file. The
 helper gets the file's path as data over a pipe: no file name ever reaches a shell.
@@ -113,7 +113,7 @@ class Sandbox:
         # exists, so stderr goes to a file until the helper is ready; after that it goes nowhere.
         with tempfile.TemporaryFile() as startup_log:
             process = _spawn(
-                [sys.executable, "-m", "batchgenre.sandbox", str(os.getpid())],
+                [sys.executable, "-m", "batchgenre.cluster.sandbox", str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=startup_log, bufsize=0,
             )
             try:
@@ -332,7 +332,7 @@ def _serve(parent: int) -> None:
     channel = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     requests = os.fdopen(0, "rb", buffering=0)
-    from batchgenre.cluster import tune_worker, warm_up
+    from batchgenre.cluster.connection import tune_worker, warm_up
 
     tune_worker()
     warm_up()

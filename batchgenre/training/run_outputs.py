@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from batchgenre import __version__
-from batchgenre.config import Config, to_toml
-from batchgenre.dataset import Rows
-from batchgenre.evaluation import Mode
-from batchgenre.fit import Fit, Tested
-from batchgenre.robustness import ORIGINAL
+from batchgenre.training.config import Config, to_toml
+from batchgenre.training.dataset import Rows
+from batchgenre.training.evaluation import Mode
+from batchgenre.training.fit import Fit, Tested
+from batchgenre.training.robustness import ORIGINAL
 from batchgenre.store import AUDIO_KEYS, FeatureStore
 
 MODEL_FILE, METRICS_FILE, CONFIG_FILE = "model.keras", "metrics.json", "config.toml"
@@ -91,8 +91,8 @@ def write_outputs(
     metrics: dict[str, Any],
 ) -> None:
     """Write the saved model, metrics.json, the resolved config.toml and the PNGs into ``run_dir``."""
-    from batchgenre.model import save_model
-    from batchgenre.plots import plot_confusion, plot_robustness
+    from batchgenre.training.model import save_model
+    from batchgenre.training.plots import plot_confusion, plot_robustness
 
     run_dir.mkdir(parents=True, exist_ok=True)
     attrs = store.attrs
@@ -127,7 +127,7 @@ def write_outputs(
 
 def _plot_training(path: Path, *, mode: Mode, saved: Fit, tested: list[Tested]) -> None:
     """The saved model's own fit, drawn solid: the refit when there was one; behind it, the fits that chose epochs."""
-    from batchgenre.plots import plot_curves
+    from batchgenre.training.plots import plot_curves
 
     if mode is Mode.FOLDS:
         behind, note = [(t.history, t.epochs) for t in tested], f"the {len(tested)} cross-validation fits"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from batchgenre.errors import BatchgenreError, shown
+from batchgenre.training import checks
+from batchgenre.training.checks import Bad
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh")
@@ -25,123 +26,36 @@ MODEL_TYPES = ("mlp", "linear")
 LOSSES = ("sparse_categorical_crossentropy",)
 
 
-# -- checks of single values: each returns the value to keep, or raises _Bad --------------------------------
 
 
-class _Bad(Exception):
-    """A value a key does not accept; the message says what the key accepts."""
 
 
-def _integer(minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _Bad(f"must be an integer of at least {minimum}")
-        return value
-
-    return check
 
 
-def _fraction(*, allow_zero: bool) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number or not (0 <= value < 1 if allow_zero else 0 < value < 1):
-            raise _Bad("must be a number from 0 up to 1" if allow_zero else "must be a number between 0 and 1")
-        return float(value)
-
-    return check
 
 
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-        raise _Bad("must be a positive number")
-    return float(value)
 
 
-def _non_negative_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 0 and math.isfinite(value)):
-        raise _Bad("must be a number of 0 or more")
-    return float(value)
 
 
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Bad("must be true or false")
-    return value
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Bad("must be a string")
-    return value
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in choices:
-            raise _Bad(f"must be one of {', '.join(choices)}")
-        return value
-
-    return check
 
 
-def _stores(value: Any) -> str | tuple[str, ...]:
-    """One store, or several of the same files (one per feature set) that train reads as one."""
-    paths = [value] if isinstance(value, str) else value
-    ok = isinstance(paths, list) and paths and all(isinstance(p, str) and p.strip() for p in paths)
-    if not ok or len(set(paths)) != len(paths):
-        raise _Bad('must be a non-empty path, or a list of distinct paths, like ["robust.zarr", "musicnn.zarr"]')
-    return paths[0] if len(paths) == 1 else tuple(paths)
 
 
-def _feature_set(value: Any) -> str:
-    from batchgenre.features import FEATURE_SETS, JOIN, get_feature_set
-
-    if value == "":
-        return value
-    if not isinstance(value, str) or not all(part in FEATURE_SETS for part in value.split(JOIN)):
-        raise _Bad(f"must be one of {', '.join(FEATURE_SETS)}, or several of them joined with {JOIN}, like robust{JOIN}musicnn")
-    try:
-        return get_feature_set(value).name
-    except BatchgenreError as error:
-        raise _Bad(f"must name sets that combine ({error})") from None
 
 
-def _genres(value: Any) -> tuple[str, ...] | str:
-    if value == "all":
-        return value
-    ok = isinstance(value, list) and value and all(isinstance(g, str) and g.strip() for g in value)
-    if not ok or len(set(value)) != len(value):
-        raise _Bad('must be "all" or a list of distinct genre names, like ["reggae", "classical", "rock"]')
-    return tuple(value)
 
 
-def _hidden_layers(value: Any) -> tuple[int, ...]:
-    ok = isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value)
-    if not ok:
-        raise _Bad("must be a list of positive integers, like [300, 200]")
-    return tuple(value)
 
 
-def _names(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise _Bad('must be a list of feature block names, like ["melspectrogram"]')
-    return tuple(value)
 
 
-def _summaries(value: Any) -> tuple[str, ...]:
-    from batchgenre.features import SUMMARY_FUNCTIONS
-
-    known = ", ".join(SUMMARY_FUNCTIONS)
-    ok = isinstance(value, list) and value and all(v in SUMMARY_FUNCTIONS for v in value)
-    if not ok or len(set(value)) != len(value):
-        raise _Bad(f'must be a list of distinct summaries from {known}, like ["mean", "max"]')
-    return tuple(value)
 
 
-def _folds(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value == 1:
-        raise _Bad("must be 0 (one split) or a number of folds of at least 2")
-    return value
 
 
 # -- the schema -----------------------------------------------------------------------------------------------
@@ -161,7 +75,7 @@ def _key(
     Parameters
     ----------
     default : the value an absent key takes (immutable: the tables are frozen and shared).
-    check : returns the value to keep from a TOML value, or raises ``_Bad`` saying what the key accepts.
+    check : returns the value to keep from a TOML value, or raises ``Bad`` saying what the key accepts.
     help : what the key means and accepts, in Markdown; the README's table and ``train --help`` show it.
     flag : the ``train`` option that overrides the key (``"--seed"``), if any; ``metavar`` names its value.
     shown_default : how the README states the default when the value itself would mislead (None: it is computed).
@@ -173,52 +87,52 @@ def _key(
 @dataclass(frozen=True)
 class DataConfig:
     store: str | tuple[str, ...] = _key(
-        "features.zarr", _stores,
+        "features.zarr", checks.stores,
         "the feature store (a path or an fsspec URL); or a list of stores of the same files, one per feature set "
         '(`["robust.zarr", "musicnn.zarr"]`, `--store robust.zarr --store musicnn.zarr`), read as one store of the sets '
         "combined (`robust+musicnn`)",
         flag="--store", metavar="STORE",
     )
     audio: str = _key(
-        "", _text,
+        "", checks.text,
         "an audio folder to featurize into `store` first (resumed, so cheap to repeat); `\"\"`: the store is ready",
     )
     feature_set: str = _key(
-        "", _feature_set,
+        "", checks.feature_set,
         "a feature set name, which the store must hold, or several joined with `+` (`robust+musicnn`); "
         "`\"\"`: whichever set the store holds (and batchgenre's default set when `audio` is featurized first)",
         flag="--features", metavar="SET",
     )
     genres: tuple[str, ...] | str = _key(
-        "all", _genres,
+        "all", checks.genres,
         'a list of genres, in the order the model reports them, or `"all"` '
         "(every genre of the store with featurized rows)",
     )
     workers: int = _key(
-        2, _integer(1), "Dask workers when `audio` is featurized first, or test clips re-made for robustness"
+        2, checks.integer(1), "Dask workers when `audio` is featurized first, or test clips re-made for robustness"
     )
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     train: float = _key(
-        0.6, _fraction(allow_zero=False), "share of the rows to fit on; train, validation and test add up to 1"
+        0.6, checks.fraction(allow_zero=False), "share of the rows to fit on; train, validation and test add up to 1"
     )
     validation: float = _key(
-        0.2, _fraction(allow_zero=True), "share held out to choose the epoch and settings on; may be 0"
+        0.2, checks.fraction(allow_zero=True), "share held out to choose the epoch and settings on; may be 0"
     )
-    test: float = _key(0.2, _fraction(allow_zero=False), "share held out for the figures")
+    test: float = _key(0.2, checks.fraction(allow_zero=False), "share held out for the figures")
     seed: int = _key(
-        0, _integer(0),
+        0, checks.integer(0),
         "seed of the splits, and of the shuffling and the weights unless `[train] weight_seed` is set",
         flag="--seed",
     )
     folds: int = _key(
-        0, _folds, "0: one split; K >= 2: repeated stratified K-fold cross-validation", flag="--folds", metavar="K"
+        0, checks.folds, "0: one split; K >= 2: repeated stratified K-fold cross-validation", flag="--folds", metavar="K"
     )
-    repeats: int = _key(3, _integer(1), "repeats of the K-fold", flag="--repeats")
+    repeats: int = _key(3, checks.integer(1), "repeats of the K-fold", flag="--repeats")
     groups: str = _key(
-        "", _text,
+        "", checks.text,
         "a CSV with columns `path` and `group` (an artist, an album): every split keeps each group on one side; "
         '`""`: no groups',
         flag="--groups", metavar="CSV",
@@ -228,55 +142,55 @@ class SplitConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     type: str = _key(
-        "mlp", _one_of(MODEL_TYPES),
+        "mlp", checks.one_of(MODEL_TYPES),
         "`mlp`: the hidden layers below, then a softmax layer; `linear`: softmax regression on the "
         "standardised features, with `l2` on its weights (hidden_layers, activation and dropout unused)",
     )
     hidden_layers: tuple[int, ...] = _key(
-        (300, 200), _hidden_layers, "sizes of the hidden Dense layers: positive integers"
+        (300, 200), checks.hidden_layers, "sizes of the hidden Dense layers: positive integers"
     )
-    activation: str = _key("relu", _one_of(ACTIVATIONS), ", ".join(ACTIVATIONS))
+    activation: str = _key("relu", checks.one_of(ACTIVATIONS), ", ".join(ACTIVATIONS))
     log_blocks: tuple[str, ...] = _key(
-        ("melspectrogram",), _names, "feature blocks replaced by their log10 inside the model, where the set has them"
+        ("melspectrogram",), checks.names, "feature blocks replaced by their log10 inside the model, where the set has them"
     )
     # Minima over time are left out by default: they are mostly noise floor (of mel power above all).
     summaries: tuple[str, ...] = _key(
-        ("mean", "std", "max"), _summaries,
+        ("mean", "std", "max"), checks.summaries,
         "which summaries over time (mean, std, min, max) the model reads, of those the set has "
         "(`tutorial`, `fast`: mean, min, max; `robust`: mean, std)",
     )
-    dropout: float = _key(0.0, _fraction(allow_zero=True), "0 to 1, after each hidden layer")
-    l2: float = _key(0.0, _non_negative_number, "L2 penalty on the weights of the hidden layers (`mlp`) or the softmax layer (`linear`)")
+    dropout: float = _key(0.0, checks.fraction(allow_zero=True), "0 to 1, after each hidden layer")
+    l2: float = _key(0.0, checks.non_negative_number, "L2 penalty on the weights of the hidden layers (`mlp`) or the softmax layer (`linear`)")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    optimizer: str = _key("rmsprop", _one_of(OPTIMIZERS), ", ".join(OPTIMIZERS))
-    learning_rate: float = _key(0.001, _positive_number, "a positive number")
-    loss: str = _key(LOSSES[0], _one_of(LOSSES), ", ".join(LOSSES))
+    optimizer: str = _key("rmsprop", checks.one_of(OPTIMIZERS), ", ".join(OPTIMIZERS))
+    learning_rate: float = _key(0.001, checks.positive_number, "a positive number")
+    loss: str = _key(LOSSES[0], checks.one_of(LOSSES), ", ".join(LOSSES))
     weight_seed: int | None = _key(
-        None, _integer(0),
+        None, checks.integer(0),
         "seed of the initial weights and the shuffling alone: another value trains on the same splits, "
         "to see how much of a figure is the luck of the initial weights",
         flag="--weight-seed", shown_default="the `[split] seed`",
     )
-    epochs: int = _key(64, _integer(1), "the most epochs to train", flag="--epochs")
-    batch_size: int = _key(32, _integer(1), "rows per step")
+    epochs: int = _key(64, checks.integer(1), "the most epochs to train", flag="--epochs")
+    batch_size: int = _key(32, checks.integer(1), "rows per step")
     early_stopping_patience: int = _key(
-        0, _integer(0),
+        0, checks.integer(0),
         "epochs without a lower validation loss before stopping (the best epoch's weights are kept); 0: off",
     )
     refit: bool = _key(
-        False, _boolean,
+        False, checks.boolean,
         "after the run on train rows, fit a fresh model on train + validation rows for the epoch count kept",
     )
     shuffle_buffer: int = _key(
-        1024, _integer(1), "rows read and shuffled together, at least (the stream reads up to 64 chunks at a time)"
+        1024, checks.integer(1), "rows read and shuffled together, at least (the stream reads up to 64 chunks at a time)"
     )
-    baseline: bool = _key(True, _boolean, "also fit the logistic-regression baseline on the same rows")
+    baseline: bool = _key(True, checks.boolean, "also fit the logistic-regression baseline on the same rows")
     robustness: bool = _key(
-        False, _boolean,
-        "also score every test clip re-made as each variant of batchgenre.variants "
+        False, checks.boolean,
+        "also score every test clip re-made as each variant of batchgenre.audio.variants "
         "(8 and 16 kHz, stereo, MP3, quieter, louder, low-passed)",
         flag="--robustness",
     )
@@ -284,7 +198,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    dir: str = _key("", _text, "the run folder", flag="--out", shown_default="`runs/<config name>`")
+    dir: str = _key("", checks.text, "the run folder", flag="--out", shown_default="`runs/<config name>`")
 
 
 @dataclass(frozen=True)
@@ -392,7 +306,7 @@ def from_dict(raw: dict[str, Any], *, source: str = "<config>") -> Config:
                 )
             try:
                 checked[key] = keys[key].metadata["check"](value)
-            except _Bad as bad:
+            except Bad as bad:
                 raise BatchgenreError(f"{source}: [{table}] {key} {bad}, got {shown(value)}") from None
         tables[table] = _TABLES[table](**checked)
     config = Config(**tables, source=source)
@@ -418,7 +332,7 @@ def with_overrides(config: Config, **flags: Any) -> Config:
             value = value[0]  # given once: what the key holds when the TOML names one value
         try:
             value = _KEYS[flag.table][flag.key].metadata["check"](value)
-        except _Bad as bad:
+        except Bad as bad:
             raise BatchgenreError(f"{flag.name} {bad}, got {shown(value)}") from None
         table = getattr(config, flag.table)
         config = dataclasses.replace(config, **{flag.table: dataclasses.replace(table, **{flag.key: value})})

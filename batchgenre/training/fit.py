@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from batchgenre import backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
-from batchgenre.config import Config
-from batchgenre.dataset import Rows, Split, read_features, stream
-from batchgenre.robustness import VariantRows
+from batchgenre.training import backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
+from batchgenre.training.config import Config
+from batchgenre.training.dataset import Rows, Split, read_features, stream
+from batchgenre.training.robustness import VariantRows
 from batchgenre.store import FeatureStore
 
 
@@ -134,7 +134,7 @@ def fit_baseline(store: FeatureStore, rows: Rows, split: Split, config: Config):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    from batchgenre.model import log10_of_blocks
+    from batchgenre.training.model import log10_of_blocks
 
     log10 = log10_of_blocks(store.attrs["feature_names"], blocks=config.model.log_blocks)
     fit_rows = rows.fit_rows(np.union1d(split.train, split.validation))
@@ -203,7 +203,7 @@ def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Confi
     """A compiled model whose standardisation is adapted on rows ``index`` alone."""
     import keras
 
-    from batchgenre.model import build_model
+    from batchgenre.training.model import build_model
 
     keras.backend.clear_session()  # models of earlier folds would otherwise pile up in the graph
     backend.seed_everything(config.train.weight_seed)

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from batchgenre.config import Config, SplitConfig
-from batchgenre.dataset import Rows, Split
-from batchgenre.fit import Scored, Tested
-from batchgenre.robustness import ORIGINAL
-from batchgenre.variants import VARIANTS
+from batchgenre.training.config import Config, SplitConfig
+from batchgenre.training.dataset import Rows, Split
+from batchgenre.training.fit import Scored, Tested
+from batchgenre.training.robustness import ORIGINAL
+from batchgenre.audio.variants import VARIANTS
 
 
 class Mode(enum.StrEnum):

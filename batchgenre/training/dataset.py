@@ -320,7 +320,7 @@ def stream(
     -------
     tf.data.Dataset of (features [shape=(b, D), float32], label [shape=(b,), int32])
     """
-    from batchgenre.backend import tensorflow
+    from batchgenre.training.backend import tensorflow
 
     tf = tensorflow()
     index, labels = np.asarray(index, dtype=np.int64), np.asarray(labels, dtype=np.int32)

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchgenre.config import Config, SplitConfig, check_feature_set
-from batchgenre.dataset import Rows, Split, cross_validation, final_split, select_rows, split_rows, with_groups
+from batchgenre.training.config import Config, SplitConfig, check_feature_set
+from batchgenre.training.dataset import Rows, Split, cross_validation, final_split, select_rows, split_rows, with_groups
 from batchgenre.errors import BatchgenreError
-from batchgenre.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
+from batchgenre.training.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
 from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
-from batchgenre.fit import Tested, describe_baseline, fit_and_test, fit_classifier
-from batchgenre.joined import JoinedStores, open_stores
-from batchgenre.robustness import featurize_variants
-from batchgenre.run_outputs import run_facts, write_outputs
+from batchgenre.training.fit import Tested, describe_baseline, fit_and_test, fit_classifier
+from batchgenre.store.joined import JoinedStores, open_stores
+from batchgenre.training.robustness import featurize_variants
+from batchgenre.training.run_outputs import run_facts, write_outputs
 from batchgenre.store import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def _open_store(config: Config) -> FeatureStore | JoinedStores:
     """The configured store (or stores, read as one), featurized first from ``[data] audio`` when that is set."""
     urls = [config.data.store] if isinstance(config.data.store, str) else list(config.data.store)
     if config.data.audio:  # into one store: the config refuses audio with several
-        from batchgenre.featurize import featurize
+        from batchgenre.cluster.featurize import featurize
 
         genres = None if config.data.genres == "all" else list(config.data.genres)
         data = config.data

@@ -1,0 +1,4 @@
+"""Classification: the client that classifies files and folders, the worker's window features, the model run in NumPy.
+
+Imports ``audio``, ``features``, ``store`` and ``cluster``; never ``training`` or TensorFlow (tests/test_layout.py).
+"""
