@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 from batchgenre import __version__
+from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET, FEATURE_SETS, JOIN
-from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.store import MAX_AUGMENT
 
 log = logging.getLogger("batchgenre")
@@ -69,7 +69,9 @@ def _mebibytes(text: str) -> int:
     """An argparse type: a size in MiB, bare (1024) or with a unit (512M, 1.5G, 2GiB)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*", text, flags=re.IGNORECASE)
     if not match or match[2].lower() not in _MIB_PER_UNIT:
-        raise argparse.ArgumentTypeError(f"must be a size in MiB like 1024, or with a unit like 512M or 2G, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a size in MiB like 1024, or with a unit like 512M or 2G, got {text!r}"
+        )
     mib = round(float(match[1]) * _MIB_PER_UNIT[match[2].lower()])
     if mib < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 MiB, got {text!r}")
@@ -85,15 +87,24 @@ def _genre_list(text: str) -> list[str]:
 
 def _add_cluster_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("cluster")
-    group.add_argument("--workers", type=_positive, default=2, help="local worker processes, one thread each (default 2)")
+    group.add_argument(
+        "--workers", type=_positive, default=2, help="local worker processes, one thread each (default 2)"
+    )
     group.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     group.add_argument(
-        "--file-timeout", type=_positive_seconds, default=DEFAULT_FILE_TIMEOUT, metavar="SECONDS",
+        "--file-timeout",
+        type=_positive_seconds,
+        default=DEFAULT_FILE_TIMEOUT,
+        metavar="SECONDS",
         help=f"give up on a file after this long (default {DEFAULT_FILE_TIMEOUT:g})",
     )
     group.add_argument(
-        "--memory-cap", type=_mebibytes, default=DEFAULT_MEMORY_CAP, metavar="SIZE",
-        help=f"give up on a file whose decoding helper needs more memory than this: MiB, or 512M, 2G (default {DEFAULT_MEMORY_CAP})",
+        "--memory-cap",
+        type=_mebibytes,
+        default=DEFAULT_MEMORY_CAP,
+        metavar="SIZE",
+        help="give up on a file whose decoding helper needs more memory than this: MiB, or 512M, 2G "
+        f"(default {DEFAULT_MEMORY_CAP})",
     )
 
 
@@ -116,7 +127,10 @@ def _add_confidence_option(p: argparse.ArgumentParser) -> None:
     from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
 
     p.add_argument(
-        "--min-confidence", type=_probability, default=DEFAULT_MIN_CONFIDENCE, metavar="P",
+        "--min-confidence",
+        type=_probability,
+        default=DEFAULT_MIN_CONFIDENCE,
+        metavar="P",
         help="call a file 'unknown' when no genre's mean probability reaches P, keeping the probabilities "
         f"(default {DEFAULT_MIN_CONFIDENCE:g}; 0 always names a genre)",
     )
@@ -139,14 +153,20 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
         "which audio", "by default a few windows spread over each file are decoded and their probabilities averaged"
     )
     group.add_argument(
-        "--windows", type=_window_count, metavar="N",
+        "--windows",
+        type=_window_count,
+        metavar="N",
         help=f"classify N windows spread evenly over each file, decoding only those; all (or 0): every window, "
         f"--hop apart (default {DEFAULT_COUNT}, or all when --hop is given)",
     )
     group.add_argument(
-        "--window", type=_seconds, help="window length in seconds (default: the model's, from featurize --window; else 30)"
+        "--window",
+        type=_seconds,
+        help="window length in seconds (default: the model's, from featurize --window; else 30)",
     )
-    group.add_argument("--hop", type=_seconds, help="seconds between window starts with --windows all (default: the window)")
+    group.add_argument(
+        "--hop", type=_seconds, help="seconds between window starts with --windows all (default: the window)"
+    )
     group.add_argument("--offset", type=_seconds, help="classify one excerpt starting here instead (seconds)")
     group.add_argument("--duration", type=_seconds, help="length of that excerpt in seconds (default 30)")
 
@@ -154,7 +174,9 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 def _windows(args: argparse.Namespace):
     from batchgenre.classify.windows import Windows
 
-    return Windows.choose(count=args.windows, window=args.window, hop=args.hop, offset=args.offset, duration=args.duration)
+    return Windows.choose(
+        count=args.windows, window=args.window, hop=args.hop, offset=args.offset, duration=args.duration
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,18 +225,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, help="audio folder; genre subfolders (gtzan/rock/...) label the files")
     p.add_argument("--out", default="features.zarr", help="the store to create or resume (default features.zarr)")
     p.add_argument(
-        "--features", default=DEFAULT_FEATURE_SET,
+        "--features",
+        default=DEFAULT_FEATURE_SET,
         help=f"feature set: {', '.join(FEATURE_SETS)}, or several joined with {JOIN}, computed together into one store "
         f"(robust{JOIN}musicnn) (default {DEFAULT_FEATURE_SET})",
     )
     p.add_argument("--genres", type=_genre_list, help="comma-separated genre folders to include (default all)")
     p.add_argument("--retry-failed", action="store_true", help="compute files that failed before again")
     p.add_argument(
-        "--augment", type=_whole_number(0, MAX_AUGMENT), default=0, metavar="K",
+        "--augment",
+        type=_whole_number(0, MAX_AUGMENT),
+        default=0,
+        metavar="K",
         help="also add K altered copies of each labelled file (gain, bandwidth, rate, codec) for training",
     )
     p.add_argument(
-        "--window", type=_positive_seconds, metavar="S",
+        "--window",
+        type=_positive_seconds,
+        metavar="S",
         help="one row per S-second window of the excerpt instead of one per file (duration // S rows; "
         "train keeps a file's windows together, classify-dir cuts files the same way)",
     )
@@ -224,8 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("classify-dir", help="predict the genre of every audio file under a folder, in parallel")
     p.add_argument("folder", type=Path, help="audio folder, searched recursively")
-    p.add_argument("--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)")
-    p.add_argument("--out", type=Path, default=Path("results.csv"), help="results .csv, .jsonl or .parquet (default results.csv)")
+    p.add_argument(
+        "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("results.csv"), help="results .csv, .jsonl or .parquet (default results.csv)"
+    )
     p.add_argument("--retry-failed", action="store_true", help="classify files that failed before again")
     _add_window_options(p)
     _add_confidence_option(p)
@@ -234,13 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("classify", help="predict the genre of one file or URL")
     p.add_argument("source", help="an audio file, or a URL that yt-dlp can fetch")
-    p.add_argument("--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)")
+    p.add_argument(
+        "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
+    )
     _add_window_options(p)
     _add_confidence_option(p)
     p.set_defaults(run=_classify)
 
     p = commands.add_parser("demo", help="run the whole flow on a small corpus it generates (no downloads)")
-    p.add_argument("--dir", type=Path, default=Path("batchgenre-demo"), help="where the demo writes (default batchgenre-demo)")
+    p.add_argument(
+        "--dir", type=Path, default=Path("batchgenre-demo"), help="where the demo writes (default batchgenre-demo)"
+    )
     _add_cluster_options(p)
     p.set_defaults(run=_demo)
     _add_train_commands(commands)
@@ -278,7 +314,9 @@ def _train(args: argparse.Namespace) -> int:
     from batchgenre.training import config
     from batchgenre.training.run_outputs import summary_table
 
-    report = batchgenre.train(args.config, force=args.force, **{flag.dest: getattr(args, flag.dest) for flag in config.FLAGS})
+    report = batchgenre.train(
+        args.config, force=args.force, **{flag.dest: getattr(args, flag.dest) for flag in config.FLAGS}
+    )
     print(summary_table(report.metrics))
     print(f"-> {report.run_dir}")
     return EXIT_OK
@@ -365,7 +403,8 @@ def _classify(args: argparse.Namespace) -> int:
 def _print_lost_workers(workers: list[str]) -> None:
     if workers:
         print(
-            f"{len(workers)} worker(s) were lost during the run ({', '.join(workers)}); Dask ran their tasks again elsewhere",
+            f"{len(workers)} worker(s) were lost during the run ({', '.join(workers)}); "
+            "Dask ran their tasks again elsewhere",
             file=sys.stderr,
         )
 

@@ -99,13 +99,22 @@ class DemoReport:
 
 
 def run_demo(folder: Path, *, workers: int = 2, scheduler: str | None = None) -> DemoReport:
-    """Generate the corpus, featurize it, train on it, and classify unseen clips; each step's output under ``folder``."""
+    """Generate the corpus, featurize it, train on it, and classify unseen clips.
+
+    Each step's output goes under ``folder``.
+    """
     import batchgenre
 
     folder = Path(folder)
     files = make_corpus(folder / "audio")
     truth = make_new_music(folder / "new music")
-    log.info("demo corpus: %d generated clips in %s, %d unseen ones in %s", len(files), folder / "audio", len(truth), folder / "new music")
+    log.info(
+        "demo corpus: %d generated clips in %s, %d unseen ones in %s",
+        len(files),
+        folder / "audio",
+        len(truth),
+        folder / "new music",
+    )
     store = str(folder / "features.zarr")
     batchgenre.featurize(folder / "audio", out=store, workers=workers, scheduler=scheduler)
     report = batchgenre.train({"data": {"store": store}, "output": {"dir": str(folder / "run")}}, force=True)

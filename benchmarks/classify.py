@@ -12,13 +12,14 @@ its cluster, as a user running the command sees it. ``--also`` times classify-di
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
 from batchgenre.classify.client import classify_dir
-from batchgenre.training.model import load_model
-from batchgenre.store.artifact import read_metadata
 from batchgenre.features.reference import tutorial_feature
+from batchgenre.store.artifact import read_metadata
+from batchgenre.training.model import load_model
 from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
 
 
@@ -32,7 +33,9 @@ def main() -> None:
     files = corpus_files(args.corpus)
     model, metadata = load_model(args.model)  # the tutorial predicts with Keras
     if metadata["feature_set"] != "tutorial":
-        raise SystemExit("the tutorial's loop computes the tutorial vector: give a model trained on --features tutorial")
+        raise SystemExit(
+            "the tutorial's loop computes the tutorial vector: give a model trained on --features tutorial"
+        )
 
     def tutorial_loop() -> None:
         for f in files:
@@ -48,7 +51,7 @@ def main() -> None:
     print(f"{'what':<48} {'files/s':>8} {'ratio':>7}")
     print(f"{'tutorial loop (get_feature + predict)':<48} {len(files) / tutorial_loop_s:8.2f} {1.0:6.1f}x")
     for model_path in [args.model, *args.also]:
-        batch_s = median_seconds(lambda: batch(model_path), repeats=args.repeats)
+        batch_s = median_seconds(functools.partial(batch, model_path), repeats=args.repeats)
         feature_set = read_metadata(model_path)["feature_set"]
         what = f"classify-dir, {args.workers} workers, {feature_set} set (incl. start-up)"
         print(f"{what:<48} {len(files) / batch_s:8.2f} {tutorial_loop_s / batch_s:6.1f}x")

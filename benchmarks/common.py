@@ -7,15 +7,17 @@ import logging
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 GTZAN_ENV = "BATCHGENRE_GTZAN"
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--corpus", type=Path, default=os.environ.get(GTZAN_ENV), help=f"GTZAN-layout folder (default ${GTZAN_ENV})")
+    p.add_argument(
+        "--corpus", type=Path, default=os.environ.get(GTZAN_ENV), help=f"GTZAN-layout folder (default ${GTZAN_ENV})"
+    )
     p.add_argument("--repeats", type=int, default=3, help="repeats per measurement; medians are reported")
     return p
 
@@ -27,7 +29,10 @@ def add_cache_option(p: argparse.ArgumentParser, *, what: str) -> None:
 
 
 def quiet_logging() -> None:
-    """Warnings, and errors of distributed only; distributed sets its loggers up when first imported, so first import it."""
+    """Warnings, and errors of distributed only.
+
+    distributed sets its loggers up when first imported, so first import it.
+    """
     import distributed  # noqa: F401
 
     logging.basicConfig(level=logging.WARNING)
@@ -36,7 +41,9 @@ def quiet_logging() -> None:
 
 def corpus_files(corpus: Path | None, *, limit: int | None = None) -> list[Path]:
     if corpus is None:
-        raise SystemExit(f"give --corpus or set {GTZAN_ENV} to a folder of audio clips (e.g. ../shared/data/gtzan-mini)")
+        raise SystemExit(
+            f"give --corpus or set {GTZAN_ENV} to a folder of audio clips (e.g. ../shared/data/gtzan-mini)"
+        )
     files = sorted(p for p in Path(corpus).rglob("*") if p.suffix.lower() in {".wav", ".mp3", ".flac", ".ogg", ".au"})
     return files[:limit] if limit else files
 

@@ -1,6 +1,6 @@
 """Seconds per file on one core: the tutorial's loop, each feature set, and the decode + STFT floor.
 
-    python benchmarks/features.py --corpus ../shared/data/gtzan-mini --files 20 --repeats 3
+python benchmarks/features.py --corpus ../shared/data/gtzan-mini --files 20 --repeats 3
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
         print(f"{'tutorial loop (4 loads)':<28} {tutorial:8.4f} {1.0:16.1f}x {tutorial / floor:8.1f}x")
         print(f"{'floor: decode + one STFT':<28} {floor:8.4f} {tutorial / floor:16.1f}x {1.0:8.1f}x")
         for name, fs in FEATURE_SETS.items():
-            t = per_file(lambda f: fs.extract(load(f), sr=22050))
+            t = per_file(lambda f, fs=fs: fs.extract(load(f), sr=22050))
             print(f"{'set ' + name:<28} {t:8.4f} {tutorial / t:16.1f}x {t / floor:8.2f}x")
 
 

@@ -100,16 +100,22 @@ def measure_featurize(root: Path, store: Path) -> dict:
     chunks = sum(len(files) for _, _, files in os.walk(store))
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     return {
-        "files": summary.done + len(summary.failed), "start_up_s": start_up, "plan_s": planned, "run_s": wall - planned,
-        "tasks": len(stream.data), "store_mib": size / 2**20, "store_files": chunks, "client_peak_mib": _peak_mib(),
+        "files": summary.done + len(summary.failed),
+        "start_up_s": start_up,
+        "plan_s": planned,
+        "run_s": wall - planned,
+        "tasks": len(stream.data),
+        "store_mib": size / 2**20,
+        "store_files": chunks,
+        "client_peak_mib": _peak_mib(),
     }
 
 
 def measure_classify(root: Path, model: Path, out: Path) -> dict:
     """One classify-dir run into a fresh table, measured as featurize is: start-up (the cluster and its
     helpers), planning (the model, the walk, the table), then the run."""
-    from batchgenre.cluster import sandbox
     from batchgenre.classify.client import classify_dir
+    from batchgenre.cluster import sandbox
     from batchgenre.cluster.connection import connect
 
     timeline = _timeline()
@@ -121,8 +127,12 @@ def measure_classify(root: Path, model: Path, out: Path) -> dict:
         wall = time.perf_counter() - began
     planned = timeline.first("classifying") - (began - timeline.started)
     return {
-        "files": summary.classified + len(summary.failed), "start_up_s": start_up, "plan_s": planned,
-        "run_s": wall - planned, "results_mib": out.stat().st_size / 2**20, "client_peak_mib": _peak_mib(),
+        "files": summary.classified + len(summary.failed),
+        "start_up_s": start_up,
+        "plan_s": planned,
+        "run_s": wall - planned,
+        "results_mib": out.stat().st_size / 2**20,
+        "client_peak_mib": _peak_mib(),
     }
 
 
@@ -141,7 +151,9 @@ def rerun_seconds(args: list[str]) -> float:
 
 
 def _in_child(step: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "benchmarks.growth", "--step", step, *args], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.growth", "--step", step, *args], capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise SystemExit(f"{step} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -149,7 +161,11 @@ def _in_child(step: str, *args: str) -> dict:
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--model", type=Path, help="a trained model (robust set) for classify-dir; without it only featurize is measured")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="a trained model (robust set) for classify-dir; without it only featurize is measured",
+    )
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     p.add_argument("--clip-seconds", type=float, default=1.0)
     p.add_argument("--step", choices=["featurize", "classify"], help=argparse.SUPPRESS)
@@ -162,8 +178,10 @@ def main() -> None:
         print(json.dumps(measure_classify(*args.paths)))
         return
     print(f"# {machine()}; load average at start {os.getloadavg()[0]:.1f}")
-    print(f"{'command':<12} {'files':>7} {'start s':>8} {'plan s':>7} {'files/s':>8} {'tasks':>6} {'client MiB':>10} "
-          f"{'store MiB':>9} {'store files':>11} {'rerun s':>8}")
+    print(
+        f"{'command':<12} {'files':>7} {'start s':>8} {'plan s':>7} {'files/s':>8} {'tasks':>6} {'client MiB':>10} "
+        f"{'store MiB':>9} {'store files':>11} {'rerun s':>8}"
+    )
     with tempfile.TemporaryDirectory(prefix="batchgenre-growth-") as tmp:
         clip = short_clip(args.corpus, args.clip_seconds, Path(tmp))
         for n in args.sizes:
@@ -171,14 +189,24 @@ def main() -> None:
             store, table = Path(tmp) / f"f{n}.zarr", Path(tmp) / f"r{n}.csv"
             f = _in_child("featurize", str(root), str(store))
             f["rerun_s"] = rerun_seconds(["featurize", str(root), "--out", str(store)])
-            print(f"{'featurize':<12} {f['files']:>7} {f['start_up_s']:8.2f} {f['plan_s']:7.2f} {f['files'] / f['run_s']:8.1f} "
-                  f"{f['tasks']:>6} {f['client_peak_mib']:10.0f} {f['store_mib']:9.2f} {f['store_files']:>11} {f['rerun_s']:8.2f}",
-                  flush=True)
+            print(
+                f"{'featurize':<12} {f['files']:>7} {f['start_up_s']:8.2f} {f['plan_s']:7.2f} "
+                f"{f['files'] / f['run_s']:8.1f} "
+                f"{f['tasks']:>6} {f['client_peak_mib']:10.0f} {f['store_mib']:9.2f} "
+                f"{f['store_files']:>11} {f['rerun_s']:8.2f}",
+                flush=True,
+            )
             if args.model is not None:
                 c = _in_child("classify", str(root), str(args.model), str(table))
-                c["rerun_s"] = rerun_seconds(["classify-dir", str(root), "--model", str(args.model), "--out", str(table)])
-                print(f"{'classify-dir':<12} {c['files']:>7} {c['start_up_s']:8.2f} {c['plan_s']:7.2f} {c['files'] / c['run_s']:8.1f} "
-                      f"{'':>6} {c['client_peak_mib']:10.0f} {c['results_mib']:9.2f} {'':>11} {c['rerun_s']:8.2f}", flush=True)
+                c["rerun_s"] = rerun_seconds(
+                    ["classify-dir", str(root), "--model", str(args.model), "--out", str(table)]
+                )
+                print(
+                    f"{'classify-dir':<12} {c['files']:>7} {c['start_up_s']:8.2f} {c['plan_s']:7.2f} "
+                    f"{c['files'] / c['run_s']:8.1f} "
+                    f"{'':>6} {c['client_peak_mib']:10.0f} {c['results_mib']:9.2f} {'':>11} {c['rerun_s']:8.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import itertools
 import json
@@ -110,7 +111,7 @@ class Library:
         (self.root / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def read(cls, root: Path) -> "Library":
+    def read(cls, root: Path) -> Library:
         manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
         songs = tuple(Song(**{**s, "clips": tuple(s["clips"])}) for s in manifest["songs"])
         return cls(root, songs, tuple(Broken(**b) for b in manifest["broken"]))
@@ -358,17 +359,25 @@ def default_model(corpus: Path, *, cache: Path, workers: int) -> Path:
         return run / "model.keras"
     config = Path(__file__).resolve().parents[1] / "configs" / "three_genres.toml"
     return trained_through_cli(
-        ["featurize", corpus, "--genres", THREE_GENRES, "--workers", workers], ["train", config], run, what="the default model"
+        ["featurize", corpus, "--genres", THREE_GENRES, "--workers", workers],
+        ["train", config],
+        run,
+        what="the default model",
     )
 
 
 def trained_through_cli(featurize: list, train: list, run: Path, *, what: str) -> Path:
-    """``batchgenre featurize`` into a temporary store, then ``batchgenre train`` on it; the run folder moved to ``run``.
+    """``batchgenre featurize`` into a temporary store, then ``batchgenre train`` on it.
+
+    The run folder is moved to ``run``.
 
     Returns the model.keras; a failing command stops the benchmark with its last lines.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        for args in ([*featurize, "--out", f"{tmp}/f.zarr"], [*train, "--store", f"{tmp}/f.zarr", "--out", f"{tmp}/run"]):
+        for args in (
+            [*featurize, "--out", f"{tmp}/f.zarr"],
+            [*train, "--store", f"{tmp}/f.zarr", "--out", f"{tmp}/run"],
+        ):
             done = subprocess.run([*cli_command(), *map(str, args)], capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"training {what} failed at `batchgenre {args[0]}`:\n{done.stderr[-2000:]}")
@@ -382,7 +391,7 @@ def per_audio_second(songs: list[Song], root: Path, job, *, repeats: int) -> flo
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # one core, as a worker has
-        spent = sum(median_seconds(lambda: job(root / s.path), repeats=repeats) for s in songs)
+        spent = sum(median_seconds(functools.partial(job, root / s.path), repeats=repeats) for s in songs)
     return spent / sum(s.seconds for s in songs)
 
 
@@ -467,9 +476,9 @@ def main() -> None:
     model = args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)
 
     from batchgenre.audio import iter_spread_windows, iter_windows, load
+    from batchgenre.classify.windows import DEFAULT_COUNT
     from batchgenre.features import FeatureError, get_feature_set
     from batchgenre.store.artifact import read_metadata
-    from batchgenre.classify.windows import DEFAULT_COUNT
 
     feature_set = read_metadata(model)["feature_set"]
     fs = get_feature_set(feature_set)

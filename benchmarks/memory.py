@@ -9,16 +9,17 @@ peak of the worker process itself, which only moves results and writes the store
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from batchgenre.cluster.connection import connect
-from batchgenre.features import FEATURE_SETS
-from batchgenre.cluster.featurize import featurize
 from batchgenre.classify.windows import Windows, classify_block
+from batchgenre.cluster.connection import connect
+from batchgenre.cluster.featurize import featurize
+from batchgenre.features import FEATURE_SETS
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 
@@ -39,9 +40,16 @@ def worker_peaks(job) -> tuple[float, float, float]:
     """(helper MiB after warm-up, helper peak MiB, worker peak MiB) of one fresh worker around ``job(client)``."""
     with connect(workers=1) as client:
         ((_, before),) = client.run(peaks_mib).values()
-        job(client)
+        job(client=client)
         ((worker, after),) = client.run(peaks_mib).values()
     return before, after, worker
+
+
+def classify_long_file(folder: str, feature_set: str, *, client) -> None:
+    """Window features of ``folder/long.flac`` in 30 s windows, on the client's one worker."""
+    client.submit(
+        classify_block, folder, ["long.flac"], feature_set, 22050, Windows(), file_timeout=3600, pure=False
+    ).result()
 
 
 def write_long_file(path: Path, *, minutes: float, sr: int = 44100) -> Path:
@@ -73,13 +81,11 @@ def main() -> None:
                 (corpus / f.parent.name).mkdir(parents=True, exist_ok=True)
                 (corpus / f.parent.name / f.name).symlink_to(f)
             for name in FEATURE_SETS:
-                job = lambda c: featurize(corpus, out=f"{tmp}/{name}{n}.zarr", feature_set=name, client=c)  # noqa: E731
+                job = functools.partial(featurize, corpus, out=f"{tmp}/{name}{n}.zarr", feature_set=name)
                 report(f"featurize {n} clips, {name}", *worker_peaks(job))
         write_long_file(Path(tmp, "long.flac"), minutes=args.minutes)
         for name in FEATURE_SETS:
-            job = lambda c: c.submit(  # noqa: E731
-                classify_block, tmp, ["long.flac"], name, 22050, Windows(), file_timeout=3600, pure=False
-            ).result()
+            job = functools.partial(classify_long_file, tmp, name)
             report(f"{args.minutes:g}-minute file in 30 s windows, {name}", *worker_peaks(job))
 
 

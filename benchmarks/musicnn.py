@@ -12,6 +12,7 @@ taken for ``max_patches``; the robust set on the same folds for scale.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -70,37 +71,40 @@ def cost(clip: Path, *, repeats: int) -> None:
 
     from threadpoolctl import threadpool_limits
 
+    from batchgenre.audio import load, resample
     from batchgenre.features import musicnn
-    from batchgenre.audio import resample, load
 
     y = load(clip)
     song = np.tile(y, 8)
     musicnn.embed(y[: 22050 * 4], sr=22050)  # weights, librosa's first calls
     with threadpool_limits(limits=1):
         for name, audio in (("30 s clip", y), ("4-minute song", song)):
+
             def preprocess(audio=audio) -> np.ndarray:
                 return musicnn.log_mel(resample(audio, sr_native=22050, sr=musicnn.SAMPLE_RATE))
 
             spectrogram = preprocess()
             x = musicnn.patches(spectrogram)
             pre = median_seconds(preprocess, repeats=repeats)
-            wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x), repeats=repeats)
-            print(f"{name}: {len(x)} patches, preprocessing {pre:.3f} s, forward {wall:.2f} s wall / {cpu:.2f} s CPU "
-                  f"({1000 * cpu / len(x):.0f} ms CPU a patch)")
+            wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, x), repeats=repeats)
+            print(
+                f"{name}: {len(x)} patches, preprocessing {pre:.3f} s, forward {wall:.2f} s wall / {cpu:.2f} s CPU "
+                f"({1000 * cpu / len(x):.0f} ms CPU a patch)"
+            )
         x = musicnn.patches(musicnn.log_mel(resample(y, sr_native=22050, sr=musicnn.SAMPLE_RATE)))
         for batch in (1, 2, 5, 10):
             tracemalloc.start()
             musicnn.forward(x, batch=batch)
             scratch = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
-            wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x, batch=batch), repeats=repeats)
+            wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, x, batch=batch), repeats=repeats)
             print(f"batch {batch:2d}: {wall:.2f} s wall / {cpu:.2f} s CPU per clip, peak scratch {scratch:.0f} MiB")
         for k in (5, 3, 1):
             few = musicnn.patches(spectrogram, max_patches=k)
-            wall, cpu = _cpu_and_wall(lambda: musicnn.forward(few), repeats=repeats)
+            wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, few), repeats=repeats)
             print(f"max_patches {k}: {wall:.2f} s wall / {cpu:.2f} s CPU per window of any length ({len(few)} patches)")
     with threadpool_limits(limits=2):
-        wall, cpu = _cpu_and_wall(lambda: musicnn.forward(x), repeats=repeats)
+        wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, x), repeats=repeats)
         print(f"2 BLAS threads: {wall:.2f} s wall / {cpu:.2f} s CPU per clip")
 
 
@@ -136,8 +140,10 @@ def worker_memory(files: list[Path]) -> None:
         write_long_file(Path(tmp, "long.flac"), minutes=4)
         for job, run in jobs.items():
             before, after, worker = worker_peaks(run)
-            print(f"worker memory, {job}: helper after warm-up {before:.0f} MiB, helper peak {after:.0f}, "
-                  f"worker peak {worker:.0f}")
+            print(
+                f"worker memory, {job}: helper after warm-up {before:.0f} MiB, helper peak {after:.0f}, "
+                f"worker peak {worker:.0f}"
+            )
 
 
 def accuracy(files: list[Path], corpus: Path) -> None:
@@ -149,9 +155,8 @@ def accuracy(files: list[Path], corpus: Path) -> None:
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 
-    from batchgenre.features import musicnn
-    from batchgenre.audio import resample, load
-    from batchgenre.features import get_feature_set
+    from batchgenre.audio import load, resample
+    from batchgenre.features import get_feature_set, musicnn
 
     artists = {row["path"]: row["group"] for row in csv.DictReader(open(corpus / "artists.csv"))}
     relpaths = [f.relative_to(corpus).as_posix() for f in files]
@@ -173,8 +178,10 @@ def accuracy(files: list[Path], corpus: Path) -> None:
         x = np.stack(vectors)
         artist = cross_val_score(model, x, labels, groups=groups, cv=GroupKFold(n_splits=5))
         folds = cross_val_score(model, x, labels, cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=0))
-        return (f"artists held out {artist.mean():.2f} ± {artist.std():.2f}, "
-                f"stratified {folds.mean():.2f} ± {folds.std():.2f}")
+        return (
+            f"artists held out {artist.mean():.2f} ± {artist.std():.2f}, "
+            f"stratified {folds.mean():.2f} ± {folds.std():.2f}"
+        )
 
     def summary(pen: np.ndarray) -> np.ndarray:
         return np.concatenate([pen.mean(axis=0), pen.max(axis=0)])

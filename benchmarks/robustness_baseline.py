@@ -27,9 +27,9 @@ from tqdm import tqdm
 
 import batchgenre
 from batchgenre.audio import load
+from batchgenre.audio.variants import VARIANTS, write_variant
 from batchgenre.cluster.connection import tune_worker
 from batchgenre.features import FeatureSet, get_feature_set
-from batchgenre.audio.variants import VARIANTS, write_variant
 from benchmarks.common import corpus_files, machine, parser
 
 THREE_GENRES = ("reggae", "classical", "rock")

@@ -17,8 +17,8 @@ from distributed import get_task_stream
 
 from batchgenre.cluster import sandbox
 from batchgenre.cluster.connection import connect
-from batchgenre.features import FEATURE_SETS
 from batchgenre.cluster.featurize import featurize
+from batchgenre.features import FEATURE_SETS
 from benchmarks.common import corpus_files, machine, parser, quiet_logging
 
 
@@ -59,7 +59,9 @@ def replicated(corpus: Path, copies: int, folder: Path) -> Path:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--copies", type=int, default=1, help="featurize each file this many times (a bigger corpus)")
-    p.add_argument("--sets", nargs="+", default=list(FEATURE_SETS), choices=list(FEATURE_SETS), help="feature sets to measure")
+    p.add_argument(
+        "--sets", nargs="+", default=list(FEATURE_SETS), choices=list(FEATURE_SETS), help="feature sets to measure"
+    )
     args = p.parse_args()
     if args.corpus is None:
         raise SystemExit("give --corpus or set BATCHGENRE_GTZAN")
@@ -67,7 +69,10 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     corpus = replicated(args.corpus, args.copies, Path(tmp.name)) if args.copies > 1 else args.corpus
     print(f"# {args.repeats} repeats, medians; {machine()}")
-    print(f"{'set':<10} {'workers':>7} {'files':>6} {'files/s':>8} {'scaling':>8} {'efficiency':>10} {'start s':>8} {'sched. overhead':>16}")
+    print(
+        f"{'set':<10} {'workers':>7} {'files':>6} {'files/s':>8} {'scaling':>8} {'efficiency':>10} "
+        f"{'start s':>8} {'sched. overhead':>16}"
+    )
     for name in args.sets:
         one = None
         for workers in (1, 2):

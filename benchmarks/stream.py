@@ -15,15 +15,15 @@ import resource
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from batchgenre.training.config import ModelConfig, TrainConfig
-from batchgenre.training.dataset import read_features, stream
 from batchgenre.features import get_feature_set
 from batchgenre.store import DONE, BlockRows, FeatureStore
+from batchgenre.training.config import ModelConfig, TrainConfig
+from batchgenre.training.dataset import read_features, stream
 from benchmarks.common import machine, median_seconds, parser
 
 ROWS_PER_CHUNK = 256
@@ -98,7 +98,7 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
         model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
 
     pairs = [(cost(streamed), cost(from_memory)) for _ in range(repeats)]
-    fit_streamed, fit_memory = (statistics.median(wall for wall, _ in costs) for costs in zip(*pairs))
+    fit_streamed, fit_memory = (statistics.median(wall for wall, _ in costs) for costs in zip(*pairs, strict=True))
     for what, seconds in (
         ("stream alone (read, shuffle, batch)", read_only),
         ("fit, streamed from the store", fit_streamed),

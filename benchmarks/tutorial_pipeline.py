@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from batchgenre.store import FeatureStore
 from batchgenre.training import backend
 from batchgenre.training.config import load, with_overrides
 from batchgenre.training.dataset import read_features, select_rows
-from batchgenre.store import FeatureStore
 from batchgenre.training.evaluation import fold_summary, held_out_share
 from batchgenre.training.trainer import plan_splits
 from benchmarks.common import machine

@@ -154,8 +154,11 @@ def time_per_format(corpus: Path, args, policies: list[int | None], name: dict) 
             for count in policies:
                 spent = statistics.median(
                     median_seconds(
-                        lambda s=s: file_windows(
-                            library.root / s.path, name=s.path, feature_set=feature_set, sr=SR,
+                        lambda s=s, count=count: file_windows(
+                            library.root / s.path,
+                            name=s.path,
+                            feature_set=feature_set,
+                            sr=SR,
                             windows=Windows(window=WINDOW, count=count),
                         ),
                         repeats=args.repeats,

@@ -1,4 +1,7 @@
-"""The public Python API: the README's example as written, the store as a DataFrame, a model's predict, a new feature set."""
+"""The public Python API.
+
+The README's example as written, the store as a DataFrame, a model's predict, a new feature set.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,11 @@ def example(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("example")
     (folder / "example.py").write_text(readme_block("python example"), encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "example.py"], cwd=folder, capture_output=True, text=True, timeout=900,
+        [sys.executable, "example.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -102,19 +109,29 @@ def test_a_new_feature_set_is_one_module_and_one_registry_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     command = [sys.executable, "-m", "batchgenre.cli", "featurize", str(tmp_path / "corpus"), "--out", str(out)]
     result = subprocess.run(
-        [*command, "--features", "robust+centroid", "--workers", "1"], capture_output=True, text=True, env=env,
+        [*command, "--features", "robust+centroid", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "6 done, 0 failed" in result.stdout
-    read = "import batchgenre, sys; t = batchgenre.open_store(sys.argv[1]); print(batchgenre.__file__); print(t.iloc[:, -4:].to_json())"
+    read = (
+        "import batchgenre, sys; t = batchgenre.open_store(sys.argv[1]); "
+        "print(batchgenre.__file__); print(t.iloc[:, -4:].to_json())"
+    )
     shown = subprocess.run([sys.executable, "-c", read, str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert shown.stdout.startswith(str(package)), shown.stdout + shown.stderr
     table = batchgenre.open_store(out)
-    assert list(table.columns[-4:]) == ["spectral.mean.centroid", "spectral.mean.rolloff", "spectral.std.centroid", "spectral.std.rolloff"]
+    assert list(table.columns[-4:]) == [
+        "spectral.mean.centroid",
+        "spectral.mean.rolloff",
+        "spectral.std.centroid",
+        "spectral.std.rolloff",
+    ]
     centroids = table["spectral.mean.centroid"].to_numpy()
     assert table.attrs["feature_set"] == "robust+centroid" and ((centroids > 20) & (centroids < 11025)).all()
     # The square-wave chiptune is brighter than the low drone, as a centroid should say.
     by_genre = table.groupby("label", observed=True)["spectral.mean.centroid"].mean()
     assert by_genre["chiptune"] > by_genre["drone"]
-

@@ -217,9 +217,7 @@ def test_unreadable_file(tmp_path):
         audio.load(path)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"offset": -1.0}, {"duration": 0.0}, {"sr": 0}, {"window": 0.0}, {"hop": -5.0}]
-)
+@pytest.mark.parametrize("kwargs", [{"offset": -1.0}, {"duration": 0.0}, {"sr": 0}, {"window": 0.0}, {"hop": -5.0}])
 def test_misuse_raises_value_error(hundred_seconds, kwargs):
     with pytest.raises(ValueError):
         list(audio.iter_windows(hundred_seconds, **kwargs))

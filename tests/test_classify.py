@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
+from batchgenre.classify.windows import DEFAULT_COUNT
 from batchgenre.demo import GENRES, make_corpus, synthesize
 from batchgenre.store.results import columns, restore
-from batchgenre.classify.windows import DEFAULT_COUNT
 from tests import synth
 from tests.conftest import run_cli
 
@@ -56,7 +56,7 @@ def write_mixed_folder(root: Path) -> dict[str, str | None]:
     Returns path -> expected genre (None: the file must fail).
     """
     expected: dict[str, str | None] = {}
-    names = ["plain", "with space", "quote's \"double\"", "Ünïcødé ñ", "nested/deeper/x"]
+    names = ["plain", "with space", 'quote\'s "double"', "Ünïcødé ñ", "nested/deeper/x"]
     formats = ["wav", "flac", "ogg", "mp3", "m4a"]
     for i, name in enumerate(names):
         for g, genre in enumerate(GENRES):
@@ -94,12 +94,12 @@ def test_classify_dir_writes_one_row_per_file_in_a_stable_order(tmp_path, model)
     assert list(rows[0]) == columns(list(GENRES))
     paths = [r["path"].removeprefix("'") for r in rows]
     assert paths == sorted(expected)
-    by_path = dict(zip(paths, rows))
+    by_path = dict(zip(paths, rows, strict=True))
 
     bad = by_path["broken/corrupt.mp3"]
     assert bad["status"] == "failed" and "not an audio file" in bad["error"] and bad["genre"] == ""
     good = {p: r for p, r in by_path.items() if expected[p] is not None}
-    for path, row in good.items():
+    for _path, row in good.items():
         probabilities = [float(row[f"p_{g}"]) for g in GENRES]
         assert row["status"] == "classified" and abs(sum(probabilities) - 1) < 1e-3
         named = GENRES[int(np.argmax(probabilities))] if max(probabilities) >= DEFAULT_MIN_CONFIDENCE else "unknown"
@@ -119,7 +119,9 @@ def test_classify_dir_writes_one_row_per_file_in_a_stable_order(tmp_path, model)
 def test_a_few_files_start_only_the_workers_their_blocks_need(tmp_path, model):
     for genre in GENRES:
         synth.write(tmp_path / "music" / f"{genre}.wav", synthesize(genre, seconds=9))
-    result = run_cli("classify-dir", tmp_path / "music", "--model", model, "--out", tmp_path / "r.csv", "--workers", "2")
+    result = run_cli(
+        "classify-dir", tmp_path / "music", "--model", model, "--out", tmp_path / "r.csv", "--workers", "2"
+    )
     assert result.returncode == 0, result.stderr
     assert "3 files make 1 block(s)" in result.stderr and "local Dask cluster of 1 workers" in result.stderr
     assert [r["genre"] for r in read_csv(tmp_path / "r.csv")] == sorted(GENRES)
@@ -127,9 +129,13 @@ def test_a_few_files_start_only_the_workers_their_blocks_need(tmp_path, model):
 
 def test_excerpt_options_classify_one_window(tmp_path, model):
     root = tmp_path / "music"
-    synth.write(root / "song.wav", np.concatenate([synthesize("drone", seconds=40), synthesize("chiptune", seconds=40)]))
+    synth.write(
+        root / "song.wav", np.concatenate([synthesize("drone", seconds=40), synthesize("chiptune", seconds=40)])
+    )
     out = tmp_path / "r.jsonl"
-    result = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1", "--offset", "45", "--duration", "30")
+    result = run_cli(
+        "classify-dir", root, "--model", model, "--out", out, "--workers", "1", "--offset", "45", "--duration", "30"
+    )
     assert result.returncode == 0, result.stderr
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert row["windows"] == 1 and row["genre"] == "chiptune"
@@ -205,14 +211,23 @@ def test_killed_run_leaves_a_valid_csv_and_the_rerun_finishes_it(tmp_path, model
         free.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{free.getsockname()[1]}"
     port = address.rsplit(":", 1)[1]
-    cluster = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    cluster = [
+        subprocess.Popen(
+            [str(dask), "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    ]
     worker = [str(dask), "worker", address, "--nthreads", "1", "--no-dashboard"]
     process = None
     try:
         for expected_workers in (1, 2):
-            cluster.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                            start_new_session=True, cwd=tmp_path))
+            cluster.append(
+                subprocess.Popen(
+                    worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=tmp_path
+                )
+            )
             deadline = time.monotonic() + 120
             while True:
                 with contextlib.suppress(OSError), Client(address, timeout="5s") as client:
@@ -223,9 +238,22 @@ def test_killed_run_leaves_a_valid_csv_and_the_rerun_finishes_it(tmp_path, model
             if expected_workers == 1:
                 os.killpg(cluster[-1].pid, signal.SIGSTOP)  # registered, then frozen with everything it starts
         process = subprocess.Popen(
-            [sys.executable, "-m", "batchgenre.cli", "classify-dir", str(root), "--model", str(model), "--out", str(out),
-             "--scheduler", address],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "batchgenre.cli",
+                "classify-dir",
+                str(root),
+                "--model",
+                str(model),
+                "--out",
+                str(out),
+                "--scheduler",
+                address,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 300
         while not (out.exists() and len(read_csv(out)) >= 3):
@@ -261,7 +289,11 @@ def test_classify_prints_every_genre_for_a_file_and_a_file_url(tmp_path, model):
         lines = result.stdout.splitlines()
         assert lines[0].startswith("techno") and "2 windows" in lines[0]
         assert sorted(line.split()[0] for line in lines[1:]) == sorted(GENRES)
-    assert not any(p.name.startswith("batchgenre-") for p in Path(os.environ.get("TMPDIR", "/tmp")).iterdir() if p.is_dir() and p.stat().st_mtime > time.time() - 5)
+    assert not any(
+        p.name.startswith("batchgenre-")
+        for p in Path(os.environ.get("TMPDIR", "/tmp")).iterdir()
+        if p.is_dir() and p.stat().st_mtime > time.time() - 5
+    )
 
 
 def test_a_url_without_yt_dlp_says_what_to_install(tmp_path, model):
@@ -318,12 +350,23 @@ def test_a_model_of_window_rows_cuts_files_as_it_learnt_unless_told_otherwise(tm
     store = make_store(tmp_path / "f.zarr", per_genre=4, windows=3)  # 10 s windows of 30 s excerpts
     train(make_config(store.url, tmp_path / "run", train={"epochs": 2}))
     model = tmp_path / "run" / "model.keras"
-    synth.write(tmp_path / "audio" / "song.wav", synth.noise(seconds=32, seed=0, amplitude=0.3))  # a 2 s tail is dropped
+    synth.write(
+        tmp_path / "audio" / "song.wav", synth.noise(seconds=32, seed=0, amplitude=0.3)
+    )  # a 2 s tail is dropped
     own = run_cli("classify-dir", tmp_path / "audio", "--model", model, "--out", tmp_path / "own.csv", "--workers", "1")
     assert own.returncode == 0, own.stderr
     assert read_csv(tmp_path / "own.csv")[0]["windows"] == "3" and "may be less accurate" not in own.stderr
     told = run_cli(
-        "classify-dir", tmp_path / "audio", "--model", model, "--out", tmp_path / "told.csv", "--workers", "1", "--window", "30"
+        "classify-dir",
+        tmp_path / "audio",
+        "--model",
+        model,
+        "--out",
+        tmp_path / "told.csv",
+        "--workers",
+        "1",
+        "--window",
+        "30",
     )
     assert told.returncode == 0, told.stderr
     assert read_csv(tmp_path / "told.csv")[0]["windows"] == "1" and "learnt from 10 s clips" in told.stderr

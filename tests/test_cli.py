@@ -14,13 +14,28 @@ from tests.conftest import run_cli
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["featurize", "--wrkers", "2", "corpus/"], "batchgenre featurize: unknown option --wrkers (did you mean --workers?)"),
-        (["featurize", "--worker", "2", "corpus/"], "batchgenre featurize: unknown option --worker (did you mean --workers?)"),
-        (["classify-dir", "music/", "--ouput", "x.csv"], "batchgenre classify-dir: unknown option --ouput (did you mean --out?)"),
+        (
+            ["featurize", "--wrkers", "2", "corpus/"],
+            "batchgenre featurize: unknown option --wrkers (did you mean --workers?)",
+        ),
+        (
+            ["featurize", "--worker", "2", "corpus/"],
+            "batchgenre featurize: unknown option --worker (did you mean --workers?)",
+        ),
+        (
+            ["classify-dir", "music/", "--ouput", "x.csv"],
+            "batchgenre classify-dir: unknown option --ouput (did you mean --out?)",
+        ),
         (["train", "c.toml", "--fold=3"], "batchgenre train: unknown option --fold (did you mean --folds?)"),
-        (["featurize", "corpus/", "--augment", "256"], "batchgenre featurize: argument --augment: must be at most 255, got 256"),
+        (
+            ["featurize", "corpus/", "--augment", "256"],
+            "batchgenre featurize: argument --augment: must be at most 255, got 256",
+        ),
         (["featurize"], "batchgenre featurize: the following arguments are required: folder"),
-        (["classify-dir", "music/", "--min-confidence", "1.5"], "batchgenre classify-dir: argument --min-confidence: must be a probability from 0 to 1, got 1.5"),
+        (
+            ["classify-dir", "music/", "--min-confidence", "1.5"],
+            "batchgenre classify-dir: argument --min-confidence: must be a probability from 0 to 1, got 1.5",
+        ),
         (["nosuch"], "batchgenre: argument COMMAND: invalid choice: 'nosuch'"),
     ],
 )
@@ -59,7 +74,9 @@ def test_missing_paths_are_refused_before_tensorflow_loads(tmp_path, args, says)
         "status = main(json.loads(sys.argv[1]))\n"
         "print(json.dumps([status, 'tensorflow' in sys.modules]))"
     )
-    result = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, cwd=tmp_path
+    )
     status, tensorflow_loaded = json.loads(result.stdout)
     assert status == 2 and says in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not tensorflow_loaded
@@ -70,4 +87,8 @@ def test_plot_features_names_the_file_it_cannot_draw(tmp_path):
     assert result.returncode == 2 and result.stderr == "batchgenre: nosuch.wav: no such file\n"
     (tmp_path / "junk.wav").write_bytes(b"not audio at all" * 100)
     result = run_cli("plot-features", "junk.wav", cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.startswith("batchgenre: junk.wav: ") and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and result.stderr.startswith("batchgenre: junk.wav: ")
+        and "Traceback" not in result.stderr
+    )

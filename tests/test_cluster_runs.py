@@ -101,7 +101,10 @@ def test_progress_counts_files_while_their_block_still_runs(caplog, monkeypatch)
         release = Event(f"release-{uuid.uuid4().hex}", client=client)
         run = threading.Thread(
             target=lambda: run_blocks(
-                client, gated_block, {"only": ((3, release.name), 3)}, options={},
+                client,
+                gated_block,
+                {"only": ((3, release.name), 3)},
+                options={},
                 on_finished=lambda key, result, error: finished.append((key, result, error)),
             )
         )
@@ -120,7 +123,9 @@ def test_progress_speaks_before_any_file_and_guesses_the_time_left_only_from_eno
 
     caplog.set_level(logging.INFO, logger="batchgenre")
     with Progress(100, every_s=0.01) as bar:
-        _wait_for(lambda: any(r.getMessage().startswith("0/100 files") for r in caplog.records), what="a line before any file")
+        _wait_for(
+            lambda: any(r.getMessage().startswith("0/100 files") for r in caplog.records), what="a line before any file"
+        )
         bar.update(4)
         assert "left" not in bar.line() and "/s" not in bar.line()
         bar.update(MIN_FILES_FOR_ESTIMATE)
@@ -162,10 +167,23 @@ def test_ctrl_c_at_any_point_ends_with_one_line_and_the_rerun_finishes(tmp_path,
     for i in range(12):
         synth.write(corpus / f"{i:02d}.wav", synth.tone(freq=100 + 50 * i, seconds=6))
     out = tmp_path / "f.zarr"
-    command = [sys.executable, "-m", "batchgenre.cli", "featurize", str(corpus), "--out", str(out), "--features", "tutorial"]
+    command = [
+        sys.executable,
+        "-m",
+        "batchgenre.cli",
+        "featurize",
+        str(corpus),
+        "--out",
+        str(out),
+        "--features",
+        "tutorial",
+    ]
     process = subprocess.Popen(
         [*command, "--workers", str(workers)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     seen = []
     try:

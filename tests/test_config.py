@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batchgenre.training import config
 from batchgenre.errors import BatchgenreError
+from batchgenre.training import config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -32,7 +32,11 @@ def test_the_shipped_configs_are_the_tutorial_and_all_ten_genres():
     assert three.data.genres == ("reggae", "classical", "rock")
     assert (three.split.train, three.split.validation, three.split.test) == (0.6, 0.2, 0.2)
     assert three.model.hidden_layers == (300, 200) and three.model.activation == "relu"
-    assert (three.train.optimizer, three.train.loss, three.train.epochs) == ("rmsprop", "sparse_categorical_crossentropy", 64)
+    assert (three.train.optimizer, three.train.loss, three.train.epochs) == (
+        "rmsprop",
+        "sparse_categorical_crossentropy",
+        64,
+    )
     assert three.output.dir == "runs/three_genres" and three.data.store == "features.zarr"
     everything = config.load(CONFIGS / "all_genres.toml")
     assert len(everything.data.genres) == 10 and everything.output.dir == "runs/all_genres"
@@ -41,7 +45,10 @@ def test_the_shipped_configs_are_the_tutorial_and_all_ten_genres():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[model]\nhidden_layers = 'abc'", "[model] hidden_layers must be a list of positive integers, like [300, 200], got 'abc'"),
+        (
+            "[model]\nhidden_layers = 'abc'",
+            "[model] hidden_layers must be a list of positive integers, like [300, 200], got 'abc'",
+        ),
         ("[model]\nhidden_layers = [300, 0]", "[model] hidden_layers must be a list of positive integers"),
         ("[model]\nhiden_layers = [30]", "unknown key [model] hiden_layers (did you mean hidden_layers?)"),
         ("[modle]\nhidden_layers = [30]", "unknown table [modle] (did you mean model?)"),
@@ -58,12 +65,18 @@ def test_the_shipped_configs_are_the_tutorial_and_all_ten_genres():
         ("[data]\ngenres = ['rock', 'rock']", '[data] genres must be "all" or a list of distinct genre names'),
         ("[data]\nfeature_set = 'mfcc'", "[data] feature_set must be one of tutorial"),
         ("[model]\nlog_blocks = ['mel']", "[model] log_blocks must name feature blocks (chroma_stft, melspectrogram,"),
-        ("[model]\nsummaries = ['mean', 'median']", "[model] summaries must be a list of distinct summaries from mean, std, min, max"),
+        (
+            "[model]\nsummaries = ['mean', 'median']",
+            "[model] summaries must be a list of distinct summaries from mean, std, min, max",
+        ),
         (
             "[data]\nfeature_set = 'robust'\n[model]\nsummaries = ['min', 'max']",
             "[model] summaries must include one of feature set 'robust''s summaries (mean, std), got min, max",
         ),
-        ("[split]\nvalidation = 0\ntrain = 0.8\n[train]\nearly_stopping_patience = 5", "early_stopping_patience needs validation rows"),
+        (
+            "[split]\nvalidation = 0\ntrain = 0.8\n[train]\nearly_stopping_patience = 5",
+            "early_stopping_patience needs validation rows",
+        ),
         ("model = 3", "model must be a table, written [model]"),
         ("[model\n", "not valid TOML"),
     ],
@@ -88,7 +101,9 @@ def test_command_line_flags_override_the_file(tmp_path):
     assert (changed.data.store, changed.output.dir) == ("other.zarr", "runs/x")
     assert (changed.split.seed, changed.split.folds, changed.split.repeats, changed.train.epochs) == (7, 5, 2, 3)
     assert config.with_overrides(loaded) == loaded
-    with pytest.raises(BatchgenreError, match="--folds must be 0 \\(one split\\) or a number of folds of at least 2, got 1"):
+    with pytest.raises(
+        BatchgenreError, match="--folds must be 0 \\(one split\\) or a number of folds of at least 2, got 1"
+    ):
         config.with_overrides(loaded, folds=1)
 
 
@@ -149,8 +164,16 @@ def test_each_train_flag_lands_on_its_key(argv, table, key, value):
         (["--folds", "1"], "--folds must be 0 (one split) or a number of folds of at least 2, got 1"),
         (["--seed", "-1"], "--seed must be an integer of at least 0, got -1"),
         (["--repeats", "0"], "--repeats must be an integer of at least 1, got 0"),
-        (["--store", " "], "--store must be a non-empty path, or a list of distinct paths, like [\"robust.zarr\", \"musicnn.zarr\"], got ' '"),
-        (["--store", "a.zarr", "--store", "a.zarr"], "--store must be a non-empty path, or a list of distinct paths, like [\"robust.zarr\", \"musicnn.zarr\"], got ['a.zarr', 'a.zarr']"),
+        (
+            ["--store", " "],
+            '--store must be a non-empty path, or a list of distinct paths, like ["robust.zarr", "musicnn.zarr"], '
+            "got ' '",
+        ),
+        (
+            ["--store", "a.zarr", "--store", "a.zarr"],
+            '--store must be a non-empty path, or a list of distinct paths, like ["robust.zarr", "musicnn.zarr"], '
+            "got ['a.zarr', 'a.zarr']",
+        ),
     ],
 )
 def test_a_bad_flag_value_is_refused_naming_the_flag(argv, message):

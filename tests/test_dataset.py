@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from batchgenre.errors import BatchgenreError
+from batchgenre.features import get_feature_set
+from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore
 from batchgenre.training.dataset import (
     cross_validation,
     final_split,
@@ -16,9 +19,6 @@ from batchgenre.training.dataset import (
     stream,
     with_groups,
 )
-from batchgenre.errors import BatchgenreError
-from batchgenre.features import get_feature_set
-from batchgenre.store import DONE, FAILED, BlockRows, FeatureStore
 
 TUTORIAL = get_feature_set("tutorial")
 
@@ -97,7 +97,9 @@ def test_rows_are_the_done_rows_of_the_configured_genres_labelled_in_config_orde
 
 
 def test_a_genre_without_rows_is_refused_by_name(store, tmp_path):
-    with pytest.raises(BatchgenreError, match="no featurized rows of genre 'jazz'; the genres it holds .*low \\(20\\), high \\(18\\)"):
+    with pytest.raises(
+        BatchgenreError, match="no featurized rows of genre 'jazz'; the genres it holds .*low \\(20\\), high \\(18\\)"
+    ):
         select_rows(store, genres=["low", "jazz"])
     all_failed = make_store(tmp_path / "g.zarr", per_genre=2, failed=(1, 4))
     with pytest.raises(BatchgenreError, match="no featurized rows of genre 'high'"):
@@ -118,7 +120,7 @@ def test_a_split_is_seeded_stratified_disjoint_and_complete(store, seed):
         assert np.all(np.abs(counts - share * len(part)) <= 1)  # stratified: every genre in proportion
         assert np.all(np.diff(part) > 0)
     again = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=seed)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, [again.train, again.validation, again.test]))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, [again.train, again.validation, again.test], strict=True))
     other = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=seed + 100)
     assert not np.array_equal(split.test, other.test)
 
@@ -131,7 +133,11 @@ def test_repeated_k_fold_tests_every_row_once_per_repeat(store, folds, repeats):
     tested = np.concatenate([s.test for s in splits])
     assert np.array_equal(np.bincount(tested, minlength=60)[rows.index], np.full(len(rows.index), repeats))
     for s in splits:
-        assert not set(s.train) & set(s.validation) and not set(s.train) & set(s.test) and not set(s.validation) & set(s.test)
+        assert (
+            not set(s.train) & set(s.validation)
+            and not set(s.train) & set(s.test)
+            and not set(s.validation) & set(s.test)
+        )
         assert len(s.train) + len(s.validation) + len(s.test) == len(rows.index)
     final = final_split(rows, validation=0.25, seed=3)
     assert len(final.test) == 0 and sorted(np.concatenate([final.train, final.validation])) == rows.index.tolist()
@@ -155,7 +161,9 @@ def test_augmented_copies_follow_their_source_and_are_never_scored(tmp_path, fol
     np.testing.assert_array_equal(rows.labels_of(rows.copies), rows.labels_of(rows.copy_of))
     for split in cross_validation(rows, folds=3, repeats=2, validation=0.25, seed=0):
         fit = rows.fit_rows(split.train)
-        assert set(fit) == set(split.train) | {c for c, s in zip(rows.copies, rows.copy_of) if s in split.train}
+        assert set(fit) == set(split.train) | {
+            c for c, s in zip(rows.copies, rows.copy_of, strict=True) if s in split.train
+        }
         scored = set(split.validation) | set(split.test)
         assert not scored & set(rows.copies) and not {s for s in rows.copy_of[np.isin(rows.copies, fit)]} & scored
 
@@ -163,7 +171,12 @@ def test_augmented_copies_follow_their_source_and_are_never_scored(tmp_path, fol
 def test_window_rows_follow_their_file_everywhere_and_a_file_is_scored_whole(tmp_path):
     # Three windows per file, one copy (three more windows); file 0 lost its first window, file 1 every window.
     store = make_store(
-        tmp_path / "f.zarr", per_genre=6, copies=1, windows=3, failed=(0, 6, 7, 8), folder="a folder name past fifteen bytes/"
+        tmp_path / "f.zarr",
+        per_genre=6,
+        copies=1,
+        windows=3,
+        failed=(0, 6, 7, 8),
+        folder="a folder name past fifteen bytes/",
     )
     rows = select_rows(store, genres="all")
     files = np.arange(18) * 6
@@ -175,8 +188,12 @@ def test_window_rows_follow_their_file_everywhere_and_a_file_is_scored_whole(tmp
     for split in cross_validation(rows, folds=3, repeats=1, validation=0.25, seed=0):
         fit = set(rows.fit_rows(split.train))
         scored, file_of = rows.file_rows(split.test)
-        assert set(scored) == {r for r in range(108) if r - r % 6 in set(split.test - split.test % 6) and r % 6 < 3} - {0}
-        np.testing.assert_array_equal(file_of, [r if r in split.test else rows.window_of[rows.windows == r][0] for r in scored])
+        assert set(scored) == {r for r in range(108) if r - r % 6 in set(split.test - split.test % 6) and r % 6 < 3} - {
+            0
+        }
+        np.testing.assert_array_equal(
+            file_of, [r if r in split.test else rows.window_of[rows.windows == r][0] for r in scored]
+        )
         assert not fit & set(scored) and not fit & set(rows.file_rows(split.validation)[0])
         assert set(rows.file_rows(split.train)[0]) <= fit
 
@@ -194,7 +211,9 @@ def group_of(store: FeatureStore, groups: dict[str, str], index: np.ndarray) -> 
 
 
 @pytest.mark.parametrize("folds, repeats, windows", [(3, 2, 1), (5, 1, 1), (3, 1, 3)])
-def test_group_splits_keep_every_group_on_one_side_and_copies_and_windows_with_their_file(tmp_path, folds, repeats, windows):
+def test_group_splits_keep_every_group_on_one_side_and_copies_and_windows_with_their_file(
+    tmp_path, folds, repeats, windows
+):
     store = make_store(tmp_path / "f.zarr", per_genre=12, copies=1, windows=windows)
     groups = write_groups(tmp_path / "meta.csv", store, per_group=3)  # files alternate genres: mixed-genre groups
     rows = with_groups(select_rows(store, genres="all"), store, tmp_path / "meta.csv")
@@ -210,7 +229,7 @@ def test_group_splits_keep_every_group_on_one_side_and_copies_and_windows_with_t
         assert len(s.train) + len(s.validation) + len(s.test) == len(rows.index)
     assert {len(s.test) for s in splits[:folds]} != {0}
     again = cross_validation(rows, folds=folds, repeats=repeats, validation=0.25, seed=0)
-    assert all(np.array_equal(a.test, b.test) for a, b in zip(splits, again))
+    assert all(np.array_equal(a.test, b.test) for a, b in zip(splits, again, strict=True))
 
 
 @pytest.mark.parametrize(
@@ -290,7 +309,7 @@ def test_a_window_takes_one_chunk_from_each_stretch_of_the_store(n_chunks, per_w
         assert len(np.unique(w // stretch)) == len(w)  # never two chunks of one stretch
         assert len(w) >= -(-n_chunks // stretch) - 1  # and a chunk of every full stretch
     again = _windows(n_chunks, per_window=per_window, rng=np.random.default_rng(1))
-    assert n_chunks <= per_window or not all(np.array_equal(a, b) for a, b in zip(windows, again))
+    assert n_chunks <= per_window or not all(np.array_equal(a, b) for a, b in zip(windows, again, strict=True))
     in_order = _windows(n_chunks, per_window=per_window, rng=None)
     assert np.array_equal(np.concatenate(in_order), np.arange(n_chunks)) and all(len(w) <= per_window for w in in_order)
 

@@ -1,4 +1,7 @@
-"""Faults a real cluster meets: files that hang or crash the decoder, killed workers, repeated kills, hostile corpora."""
+"""Faults a real cluster meets.
+
+Files that hang or crash the decoder, killed workers, repeated kills, hostile corpora.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +66,10 @@ def helpers(pid: int, state: bytes | None = None) -> list[int]:
 def start_featurize(*args) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "batchgenre.cli", "featurize", *map(str, args)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -84,8 +90,20 @@ def test_a_file_past_the_time_limit_fails_alone(tmp_path):
     # The tutorial set, the slowest, takes about 30 s on those 15 minutes, and past 1 GiB: the cap is
     # lifted so that the clock alone stops it, however fast the machine.
     result = run_cli(
-        "featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--file-timeout", "1", "--features", "tutorial",
-        "--memory-cap", "64G",
+        "featurize",
+        corpus,
+        "--out",
+        out,
+        "--workers",
+        "1",
+        "--duration",
+        "0",
+        "--file-timeout",
+        "1",
+        "--features",
+        "tutorial",
+        "--memory-cap",
+        "64G",
     )
     assert result.returncode == 3, result.stderr
     rows = store_rows(out)
@@ -179,7 +197,9 @@ def test_a_hostile_corpus_finishes_with_every_good_file(tmp_path):
     formats = ("wav", "flac", "ogg", "mp3")
     good = []
     for i in range(200):
-        y = synth.tone(freq=float(rng.uniform(100, 4000)), seconds=0.5) + synth.noise(seconds=0.5, seed=i, amplitude=0.05)
+        y = synth.tone(freq=float(rng.uniform(100, 4000)), seconds=0.5) + synth.noise(
+            seconds=0.5, seed=i, amplitude=0.05
+        )
         good.append(synth.write(corpus / "good" / f"{i:04d}.{formats[i % 4]}", y))
     bad = {}
     for k in range(8):
@@ -194,8 +214,21 @@ def test_a_hostile_corpus_finishes_with_every_good_file(tmp_path):
     synth.write(corpus / "slow.wav", synth.tone(freq=150, seconds=20 * 60))
     out = tmp_path / "f.zarr"
     result = run_cli(
-        "featurize", corpus, "--out", out, "--workers", "2", "--features", "tutorial", "--duration", "0",
-        "--file-timeout", "3", "--memory-cap", "64G", timeout=900,  # slow.wav must meet the clock, not the cap
+        "featurize",
+        corpus,
+        "--out",
+        out,
+        "--workers",
+        "2",
+        "--features",
+        "tutorial",
+        "--duration",
+        "0",
+        "--file-timeout",
+        "3",
+        "--memory-cap",
+        "64G",
+        timeout=900,  # slow.wav must meet the clock, not the cap
     )
     assert result.returncode == 3, result.stderr[-2000:]
     assert "208 done, 66 failed" in result.stdout

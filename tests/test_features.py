@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from batchgenre.features import FeatureError, get_feature_set
 from batchgenre.errors import BatchgenreError
+from batchgenre.features import FeatureError, get_feature_set
 from batchgenre.features.reference import safe_tuning, tutorial_feature
 from tests import synth
 
@@ -26,8 +26,14 @@ def generated_corpus(folder):
     rng = np.random.default_rng(7)
     files = []
     for i, (freq, fmt, sr, channels) in enumerate(
-        [(220, "wav", 22050, 1), (440, "flac", 44100, 2), (330, "mp3", 44100, 2), (880, "ogg", 22050, 1),
-         (261.6, "wav", 16000, 1), (150, "wav", 48000, 2)]
+        [
+            (220, "wav", 22050, 1),
+            (440, "flac", 44100, 2),
+            (330, "mp3", 44100, 2),
+            (880, "ogg", 22050, 1),
+            (261.6, "wav", 16000, 1),
+            (150, "wav", 48000, 2),
+        ]
     ):
         y = synth.tone(freq=freq, seconds=6, sr=sr, amplitude=0.3, channels=channels)
         y = y + synth.tone(freq=freq * 1.5, seconds=6, sr=sr, amplitude=0.2, channels=channels)
@@ -115,7 +121,11 @@ def test_a_combined_set_fails_a_clip_that_one_part_cannot_use():
         ("tutorial+fast", "'tutorial' and 'fast' both have a value named 'chroma_stft.mean.C'"),
         ("robust+robust", "feature set 'robust+robust' names 'robust' twice"),
         ("robust+musicnn+robust", "names 'robust' twice"),
-        ("robust+mfcc", "unknown feature set 'robust+mfcc' ('mfcc' is not one): choose one of tutorial, fast, robust, musicnn, or several joined with +"),
+        (
+            "robust+mfcc",
+            "unknown feature set 'robust+mfcc' ('mfcc' is not one): "
+            "choose one of tutorial, fast, robust, musicnn, or several joined with +",
+        ),
         ("robust+", "unknown feature set 'robust+' ('' is not one)"),
     ],
 )
@@ -190,7 +200,10 @@ def test_safe_tuning_equals_librosas_own_estimate(tmp_path):
     )
     child = subprocess.run(
         [sys.executable, "-c", code, json.dumps([(str(p), b) for p, b in spectrograms])],
-        env={**os.environ, "NUMBA_CPU_NAME": "generic"}, capture_output=True, text=True, check=True,
+        env={**os.environ, "NUMBA_CPU_NAME": "generic"},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     librosas = json.loads(child.stdout)
     ours = [safe_tuning(np.load(p), sr=22050, bins_per_octave=b) for p, b in spectrograms]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from batchgenre.audio.corpus import Clip, discover
-from batchgenre.errors import BatchgenreError
 from batchgenre.cluster.featurize import featurize_block, select
+from batchgenre.errors import BatchgenreError
 from batchgenre.features import get_feature_set
 from batchgenre.features.reference import tutorial_feature
 from batchgenre.store import DONE, FAILED, PENDING, FeatureStore
@@ -29,7 +29,11 @@ def make_corpus(root: Path, *, per_genre: int = 3, seconds: float = 4.0) -> Path
     """Three 'genres' of generated audio in GTZAN's layout: low tones, high tones, noise."""
     for i in range(per_genre):
         synth.write(root / "low" / f"low.{i:05d}.wav", synth.tone(freq=110 + 20 * i, seconds=seconds))
-        synth.write(root / "high" / f"high.{i:05d}.flac", synth.tone(freq=1760 + 50 * i, seconds=seconds, sr=44100, channels=2), sr=44100)
+        synth.write(
+            root / "high" / f"high.{i:05d}.flac",
+            synth.tone(freq=1760 + 50 * i, seconds=seconds, sr=44100, channels=2),
+            sr=44100,
+        )
         synth.write(root / "noise" / f"noise.{i:05d}.mp3", synth.noise(seconds=seconds, seed=i, amplitude=0.3))
     return root
 
@@ -38,7 +42,7 @@ def store_rows(url) -> dict[str, tuple[int, str, np.ndarray]]:
     """path -> (status, error, features) for every row of a store."""
     store = FeatureStore.open(str(url))
     paths, status, error, features = (store.column(n) for n in ("path", "status", "error", "features"))
-    return {str(p): (int(s), str(e), f) for p, s, e, f in zip(paths, status, error, features)}
+    return {str(p): (int(s), str(e), f) for p, s, e, f in zip(paths, status, error, features, strict=True)}
 
 
 def test_discover_skips_hidden_files_and_survives_symlink_loops(tmp_path):
@@ -78,7 +82,7 @@ def test_featurize_matches_the_reference_and_records_everything(tmp_path):
     assert attrs["feature_set"] == "tutorial" and attrs["feature_names"] == TUTORIAL.names
     assert (attrs["sample_rate"], attrs["offset"], attrs["duration"]) == (22050, 0.0, 30.0)
     assert {"batchgenre", "librosa"} <= set(attrs["versions"])
-    labels = dict(zip(store.column("path").tolist(), store.column("label").tolist()))
+    labels = dict(zip(store.column("path").tolist(), store.column("label").tolist(), strict=True))
     assert [attrs["genres"][labels[p]] for p in sorted(labels)] == [p.split("/")[0] for p in sorted(labels)]
 
 
@@ -86,8 +90,24 @@ def test_offset_and_duration_choose_the_excerpt(tmp_path):
     corpus = tmp_path / "corpus"
     synth.write(corpus / "a.wav", np.concatenate([synth.tone(freq=200, seconds=3), synth.tone(freq=3000, seconds=3)]))
     out = tmp_path / "f.zarr"
-    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--offset", "3.5", "--duration", "2", "--features", "tutorial").returncode == 0
-    (_, _, vector), = store_rows(out).values()
+    assert (
+        run_cli(
+            "featurize",
+            corpus,
+            "--out",
+            out,
+            "--workers",
+            "1",
+            "--offset",
+            "3.5",
+            "--duration",
+            "2",
+            "--features",
+            "tutorial",
+        ).returncode
+        == 0
+    )
+    ((_, _, vector),) = store_rows(out).values()
     np.testing.assert_allclose(vector, tutorial_feature(corpus / "a.wav", offset=3.5, duration=2), rtol=1e-5, atol=1e-6)
 
 
@@ -197,7 +217,9 @@ def test_window_rows_cut_each_file_and_a_window_that_cannot_be_featurized_fails_
     synth.write(corpus / "a" / "short.wav", synth.tone(freq=220, seconds=3))  # no third window at all
     synth.write(corpus / "b" / "noise.wav", synth.noise(seconds=6, seed=1, amplitude=0.3))
     out = tmp_path / "f.zarr"
-    result = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--window", "2", "--duration", "6", "--workers", "1")
+    result = run_cli(
+        "featurize", corpus, "--out", out, "--features", "fast", "--window", "2", "--duration", "6", "--workers", "1"
+    )
     assert result.returncode == 3, result.stderr  # some rows failed
     assert "7 rows done, 2 failed, from 3 files" in result.stdout
     store = FeatureStore.open(str(out))
@@ -212,9 +234,13 @@ def test_window_rows_cut_each_file_and_a_window_that_cannot_be_featurized_fails_
         j = row % 3
         y = load(corpus / relpath, sr=22050, duration=6.0)
         # Equal up to float32 rounding: the worker's BLAS may sum in another order.
-        np.testing.assert_allclose(features[row], fast.extract(y[j * 44100 : (j + 1) * 44100], sr=22050), rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(
+            features[row], fast.extract(y[j * 44100 : (j + 1) * 44100], sr=22050), rtol=1e-5, atol=1e-8
+        )
 
-    other = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--window", "3", "--duration", "6", "--workers", "1")
+    other = run_cli(
+        "featurize", corpus, "--out", out, "--features", "fast", "--window", "3", "--duration", "6", "--workers", "1"
+    )
     assert other.returncode == 2 and "window=2.0" in other.stderr and "window=3.0" in other.stderr
     whole = run_cli("featurize", corpus, "--out", out, "--features", "fast", "--duration", "6", "--workers", "1")
     assert whole.returncode == 2 and "window=2.0" in whole.stderr and "window=None" in whole.stderr
@@ -232,7 +258,7 @@ def test_rerun_appends_new_files_skips_done_ones_and_reports_vanished(tmp_path):
     assert "featurizing 1 files" in result.stderr and "1 files in the store no longer exist" in result.stderr
     second = store_rows(out)
     assert set(second) == set(first) | {"low/low.00099.wav"}
-    for path, (status, _, vector) in first.items():
+    for path, (_status, _, vector) in first.items():
         np.testing.assert_array_equal(second[path][2], vector)
     rerun = run_cli("featurize", corpus, "--out", out, "--workers", "1").stderr
     assert rerun.count("nothing to do") == 1 and "Dask cluster" not in rerun, rerun
@@ -262,7 +288,9 @@ def test_sigkill_midway_then_rerun_gives_the_uninterrupted_store(tmp_path):
     script = Path(sys.executable).with_name("batchgenre")
     process = subprocess.Popen(
         [str(script), "featurize", str(corpus), "--out", str(killed), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -290,7 +318,18 @@ def test_real_clips_match_the_reference(tmp_path, gtzan):
         for i in (0, 5):
             (corpus / genre / f"{genre}.{i:05d}.wav").symlink_to(gtzan / genre / f"{genre}.{i:05d}.wav")
     out = tmp_path / "f.zarr"
-    result = run_cli("featurize", corpus, "--out", out, "--workers", "2", "--genres", "reggae,classical,rock", "--features", "tutorial")
+    result = run_cli(
+        "featurize",
+        corpus,
+        "--out",
+        out,
+        "--workers",
+        "2",
+        "--genres",
+        "reggae,classical,rock",
+        "--features",
+        "tutorial",
+    )
     assert result.returncode == 0, result.stderr
     rows = store_rows(out)
     ours = np.stack([rows[p][2] for p in sorted(rows)])
@@ -321,5 +360,8 @@ def test_unlabelled_files_get_no_altered_copies(tmp_path):
     corpus = tmp_path / "loose"
     synth.write(corpus / "a.wav", synth.tone(seconds=1))
     out = tmp_path / "f.zarr"
-    assert run_cli("featurize", corpus, "--out", out, "--workers", "1", "--augment", "3", "--features", "fast").returncode == 0
+    assert (
+        run_cli("featurize", corpus, "--out", out, "--workers", "1", "--augment", "3", "--features", "fast").returncode
+        == 0
+    )
     assert FeatureStore.open(str(out)).column("augment").tolist() == [0]

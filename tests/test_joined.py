@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.training import config
-from batchgenre.training.dataset import read_features, select_rows
+from batchgenre.audio.variants import VARIANTS
 from batchgenre.demo import make_corpus
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import get_feature_set
-from batchgenre.store.joined import JoinedStores, open_stores
-from batchgenre.store.artifact import read_metadata
-from batchgenre.training.robustness import ORIGINAL
 from batchgenre.store import FAILED, FeatureStore
-from batchgenre.audio.variants import VARIANTS
+from batchgenre.store.artifact import read_metadata
+from batchgenre.store.joined import JoinedStores, open_stores
+from batchgenre.training import config
+from batchgenre.training.dataset import read_features, select_rows
+from batchgenre.training.robustness import ORIGINAL
 from tests.conftest import run_cli
 from tests.test_dataset import make_store
 
@@ -43,7 +43,9 @@ def featurized(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("joined")
     make_corpus(folder / "audio", per_genre=6, seconds=8)
     for name in SETS:
-        done = run_cli("featurize", folder / "audio", "--out", folder / f"{name}.zarr", "--features", name, "--workers", "2")
+        done = run_cli(
+            "featurize", folder / "audio", "--out", folder / f"{name}.zarr", "--features", name, "--workers", "2"
+        )
         assert done.returncode == 0, done.stderr
     (folder / "train.toml").write_text(TRAIN)
     return folder
@@ -54,7 +56,15 @@ def test_two_stores_read_as_one_equal_the_store_of_both_sets(featurized):
     joined = open_stores([str(featurized / "robust.zarr"), str(featurized / "musicnn.zarr")])
     both = FeatureStore.open(str(featurized / "robust+musicnn.zarr"))
     assert isinstance(joined, JoinedStores)
-    for key in ("feature_set", "feature_params", "feature_names", "feature_description", "sample_rate", "offset", "duration"):
+    for key in (
+        "feature_set",
+        "feature_params",
+        "feature_names",
+        "feature_description",
+        "sample_rate",
+        "offset",
+        "duration",
+    ):
         assert json.dumps(joined.attrs[key]) == json.dumps(both.attrs[key]), key
     rows = select_rows(joined, genres="all")
     assert np.array_equal(rows.index, select_rows(both, genres="all").index) and len(rows.index) == 18
@@ -69,7 +79,14 @@ def test_two_stores_train_the_model_one_store_of_both_trains_and_classify_dir_se
     f = featurized
     one = run_cli("train", f / "train.toml", "--store", f / "robust+musicnn.zarr", "--out", tmp_path / "one")
     two = run_cli(
-        "train", f / "train.toml", "--store", f / "robust.zarr", "--store", f / "musicnn.zarr", "--out", tmp_path / "two",
+        "train",
+        f / "train.toml",
+        "--store",
+        f / "robust.zarr",
+        "--store",
+        f / "musicnn.zarr",
+        "--out",
+        tmp_path / "two",
         "--robustness",  # the test clips re-made as files and featurized with both sets
     )
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
@@ -124,7 +141,10 @@ def edit(url: str, *, array: str | None = None, row: int = 0, value=None, attr: 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(array="path", row=7, value="low/elsewhere.wav"), "row 7 has path 'high/00007.wav' in one and 'low/elsewhere.wav' in the other"),
+        (
+            dict(array="path", row=7, value="low/elsewhere.wav"),
+            "row 7 has path 'high/00007.wav' in one and 'low/elsewhere.wav' in the other",
+        ),
         (dict(array="augment", row=2, value=1), "row 2 has augment 0 in one and 1 in the other"),
         (dict(array="label", row=4, value=0), "row 4 has label 'high' in one and 'low' in the other"),
         (dict(attr="duration", value=10.0), "duration is 30.0 in one and 10.0 in the other"),
@@ -145,7 +165,9 @@ def test_stores_of_other_sizes_or_of_one_set_twice_are_refused(tmp_path):
     with pytest.raises(BatchgenreError, match="cannot be read as one: they hold 30 and 27 rows"):
         open_stores(urls)
     twice = [urls[0], make_store(tmp_path / "again.zarr", per_genre=10).url]
-    with pytest.raises(BatchgenreError, match="cannot be read as one: feature set 'tutorial\\+tutorial' names 'tutorial' twice"):
+    with pytest.raises(
+        BatchgenreError, match="cannot be read as one: feature set 'tutorial\\+tutorial' names 'tutorial' twice"
+    ):
         open_stores(twice)
 
 
@@ -163,13 +185,22 @@ def test_labels_are_compared_by_genre_name_not_by_their_index(tmp_path):
 
 def test_a_config_names_several_stores_or_one_and_refuses_featurizing_into_several(tmp_path):
     two = config.from_dict({"data": {"store": ["a.zarr", "b.zarr"]}})
-    assert two.data.store == ("a.zarr", "b.zarr") and config.from_dict({"data": {"store": ["a.zarr"]}}).data.store == "a.zarr"
+    assert (
+        two.data.store == ("a.zarr", "b.zarr")
+        and config.from_dict({"data": {"store": ["a.zarr"]}}).data.store == "a.zarr"
+    )
     assert config.with_overrides(config.Config(), store=["a.zarr", "b.zarr"]).data.store == ("a.zarr", "b.zarr")
-    with pytest.raises(BatchgenreError, match=r"t.toml: \[data\] store must be a non-empty path, or a list of distinct paths"):
+    with pytest.raises(
+        BatchgenreError, match=r"t.toml: \[data\] store must be a non-empty path, or a list of distinct paths"
+    ):
         config.from_dict({"data": {"store": ["a.zarr", "a.zarr"]}}, source="t.toml")
-    with pytest.raises(BatchgenreError, match=r"t.toml: \[data\] audio is featurized into one store, but \[data\] store names 2"):
+    with pytest.raises(
+        BatchgenreError, match=r"t.toml: \[data\] audio is featurized into one store, but \[data\] store names 2"
+    ):
         config.from_dict({"data": {"store": ["a.zarr", "b.zarr"], "audio": "music"}}, source="t.toml")
-    with pytest.raises(BatchgenreError, match=r"\[data\] feature_set must name sets that combine \(feature set 'robust\+fast'"):
+    with pytest.raises(
+        BatchgenreError, match=r"\[data\] feature_set must name sets that combine \(feature set 'robust\+fast'"
+    ):
         config.from_dict({"data": {"feature_set": "robust+fast"}}, source="t.toml")
     with pytest.raises(BatchgenreError, match="summaries must include one of feature set 'musicnn''s summaries"):
         config.from_dict({"data": {"feature_set": "robust+musicnn"}, "model": {"summaries": ["std"]}}, source="t.toml")
@@ -182,6 +213,8 @@ def test_train_refuses_stores_whose_set_is_not_the_configs(tmp_path, capsys):
     (tmp_path / "t.toml").write_text(f"[data]\nstore = {json.dumps(urls)}\nfeature_set = 'tutorial'\n")
     assert cli.main(["train", str(tmp_path / "t.toml")]) != 0
     error = capsys.readouterr().err.strip()
-    assert error.endswith(f"{urls[0]} + {urls[1]} holds feature set 'tutorial+musicnn', but {tmp_path / 't.toml'} asks for 'tutorial': "
-                          "set [data] feature_set = 'tutorial+musicnn' (or leave it out), or featurize with --features tutorial")
+    assert error.endswith(
+        f"{urls[0]} + {urls[1]} holds feature set 'tutorial+musicnn', but {tmp_path / 't.toml'} asks for 'tutorial': "
+        "set [data] feature_set = 'tutorial+musicnn' (or leave it out), or featurize with --features tutorial"
+    )
     assert len(error.splitlines()) == 1

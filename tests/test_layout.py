@@ -44,7 +44,9 @@ def imports_of(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
             found |= {f"{base}.{alias.name}" for alias in node.names}
     return found
@@ -95,7 +97,9 @@ def test_there_is_no_import_circle():
         seen[node] = 1
         for nxt in sorted(edges[node]):
             if seen.get(nxt) == 1:
-                circles.append(" -> ".join(path[path.index(nxt) :] + [node, nxt]) if nxt in path else f"{node} -> {nxt}")
+                circles.append(
+                    " -> ".join(path[path.index(nxt) :] + [node, nxt]) if nxt in path else f"{node} -> {nxt}"
+                )
             elif nxt not in seen:
                 visit(nxt, path + [node])
         seen[node] = 2
@@ -107,7 +111,9 @@ def test_there_is_no_import_circle():
 
 
 def test_no_module_is_over_450_lines():
-    long = {name: n for name, path in modules().items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > 450}
+    long = {
+        name: n for name, path in modules().items() if (n := len(path.read_text(encoding="utf-8").splitlines())) > 450
+    }
     assert not long, long
 
 

@@ -1,4 +1,7 @@
-"""The library benchmark's generator makes what the benchmark says it measures: real songs in the stated formats, and broken files."""
+"""The library benchmark's generator makes what the benchmark says it measures.
+
+Real songs in the stated formats, and broken files.
+"""
 
 from __future__ import annotations
 

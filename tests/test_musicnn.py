@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.features import musicnn
 from batchgenre.audio import load
 from batchgenre.cli import EXIT_SOME_FAILED
-from batchgenre.features import FeatureError, get_feature_set
+from batchgenre.features import FeatureError, get_feature_set, musicnn
 from batchgenre.store import FeatureStore
 from tests import synth
 from tests.conftest import run_cli
@@ -74,7 +73,7 @@ def test_batching_patches_changes_no_output():
     assert len(cut) == 3
     one, three = musicnn.forward(cut, batch=1), musicnn.forward(cut, batch=3)
     # BLAS blocks a taller product differently: equal up to float32 rounding, not bit for bit.
-    for a, b in zip(one, three):
+    for a, b in zip(one, three, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=TOLERANCE)
 
 
@@ -111,7 +110,13 @@ def test_featurize_with_musicnn_through_the_cli_writes_finite_rows(tmp_path):
     assert "3 done, 1 failed" in result.stdout
     store = FeatureStore.open(str(out))
     assert store.attrs["feature_set"] == "musicnn" and store.attrs["feature_names"] == get_feature_set("musicnn").names
-    rows = dict(zip(store.column("path").tolist(), zip(store.column("features"), store.column("error").tolist())))
+    rows = dict(
+        zip(
+            store.column("path").tolist(),
+            zip(store.column("features"), store.column("error").tolist(), strict=True),
+            strict=True,
+        )
+    )
     for path in ("low/a.wav", "high/b.flac", "noise/c.mp3"):
         assert np.isfinite(rows[path][0]).all() and np.abs(rows[path][0]).max() > 0, path
     assert "too short for musicnn" in rows["noise/short.wav"][1]

@@ -22,13 +22,17 @@ def classified(path: str, p_drone: float, *, windows: int = 1) -> dict:
     """The row classify makes for a file whose windows average to ``p_drone``."""
     probabilities = np.tile([p_drone, 1 - p_drone], (windows, 1))
     return result_row(
-        FileWindows(path, np.zeros((windows, 4), np.float32), duration=30.0 * windows), GENRES, probabilities,
+        FileWindows(path, np.zeros((windows, 4), np.float32), duration=30.0 * windows),
+        GENRES,
+        probabilities,
         min_confidence=0.0,
     )
 
 
 def failed(path: str) -> dict:
-    return result_row(FileWindows(path, None, error="not an audio file (decoder: Invalid data)"), GENRES, None, min_confidence=0.0)
+    return result_row(
+        FileWindows(path, None, error="not an audio file (decoder: Invalid data)"), GENRES, None, min_confidence=0.0
+    )
 
 
 def read_back(out: Path):
@@ -54,7 +58,13 @@ def test_failed_rows_are_typed_nulls_and_a_rerun_resumes(tmp_path, suffix):
         assert pandas.api.types.is_float_dtype(frame[column]), (column, frame[column].dtype)
     assert pandas.api.types.is_integer_dtype(frame["windows"])
     good, bad = frame.iloc[0], frame.iloc[1]
-    assert (good["genre"], good["confidence"], good["p_drone"], good["windows"], good["duration"]) == ("techno", 0.75, 0.25, 2, 60.0)
+    assert (good["genre"], good["confidence"], good["p_drone"], good["windows"], good["duration"]) == (
+        "techno",
+        0.75,
+        0.25,
+        2,
+        60.0,
+    )
     assert bad[["confidence", "p_drone", "p_techno", "duration"]].isna().all()
     assert (bad["status"], bad["windows"]) == ("failed", 0) and bad["error"].startswith("not an audio file")
 
@@ -105,8 +115,17 @@ def test_a_rerun_with_nothing_new_leaves_a_finished_table_as_it_is_and_sorts_a_k
 def test_a_journal_with_empty_strings_for_numbers_finishes_as_parquet(tmp_path):
     """The state every rerun used to crash on: failed rows written with "" in the number columns."""
     out = tmp_path / "results.parquet"
-    old = {"path": "bad.mp3", "genre": "", "confidence": "", "p_drone": "", "p_techno": "", "windows": 0,
-           "duration": "", "status": "failed", "error": "not an audio file"}
+    old = {
+        "path": "bad.mp3",
+        "genre": "",
+        "confidence": "",
+        "p_drone": "",
+        "p_techno": "",
+        "windows": 0,
+        "duration": "",
+        "status": "failed",
+        "error": "not an audio file",
+    }
     Path(str(out) + ".partial.jsonl").write_text(json.dumps(old) + "\n")
     table = ResultsTable(out, genres=GENRES)
     table.add(classified("good.wav", 0.3))
@@ -128,12 +147,29 @@ def test_results_of_another_model_are_refused_in_one_line(tmp_path, suffix):
 
 def test_a_number_column_that_holds_text_is_named(tmp_path):
     out = tmp_path / "results.csv"
-    out.write_text("path,genre,confidence,p_drone,p_techno,windows,duration,status,error\na.wav,drone,high,,,1,,classified,\n")
+    out.write_text(
+        "path,genre,confidence,p_drone,p_techno,windows,duration,status,error\na.wav,drone,high,,,1,,classified,\n"
+    )
     with pytest.raises(BatchgenreError, match=r"results.csv: confidence of 'a.wav' must be a number, got 'high'"):
         ResultsTable(out, genres=GENRES)
 
 
-NAMES = ["plain.wav", "=x.wav", "'=x.wav", "''=x.wav", "'tis.wav", "'", "''", "", "-1.wav", "'-1.wav", "@a", "\tt", "a'=b", "'a=b"]
+NAMES = [
+    "plain.wav",
+    "=x.wav",
+    "'=x.wav",
+    "''=x.wav",
+    "'tis.wav",
+    "'",
+    "''",
+    "",
+    "-1.wav",
+    "'-1.wav",
+    "@a",
+    "\tt",
+    "a'=b",
+    "'a=b",
+]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -153,16 +189,29 @@ def test_csv_gives_back_names_that_start_with_an_apostrophe_and_a_formula_charac
     for name in ("'=x.wav", "=x.wav", "'tis.wav", "-minus.mp3", 'comma, "quotes".wav'):
         table.add(classified(name, 0.5))
     table.finish()
-    assert set(ResultsTable(out, genres=GENRES).rows) == {"'=x.wav", "=x.wav", "'tis.wav", "-minus.mp3", 'comma, "quotes".wav'}
+    assert set(ResultsTable(out, genres=GENRES).rows) == {
+        "'=x.wav",
+        "=x.wav",
+        "'tis.wav",
+        "-minus.mp3",
+        'comma, "quotes".wav',
+    }
     cells = set(pandas.read_csv(out)["path"])
     assert {"''=x.wav", "'=x.wav", "'tis.wav", "'-minus.mp3"} <= cells
 
 
-@pytest.mark.parametrize("p_drone, min_confidence, genre", [(0.57, 0.6, "unknown"), (0.61, 0.6, "drone"), (0.2, 0.6, "techno"), (0.5, 0.0, "drone")])
+@pytest.mark.parametrize(
+    "p_drone, min_confidence, genre",
+    [(0.57, 0.6, "unknown"), (0.61, 0.6, "drone"), (0.2, 0.6, "techno"), (0.5, 0.0, "drone")],
+)
 def test_below_min_confidence_a_file_is_unknown_and_keeps_its_probabilities(p_drone, min_confidence, genre):
-    probabilities = np.array([[p_drone - 0.1, 1.1 - p_drone], [p_drone + 0.1, 0.9 - p_drone]])  # windows average to p_drone
+    probabilities = np.array(
+        [[p_drone - 0.1, 1.1 - p_drone], [p_drone + 0.1, 0.9 - p_drone]]
+    )  # windows average to p_drone
     row = result_row(
-        FileWindows("a.wav", np.zeros((2, 4), np.float32), duration=60.0), GENRES, probabilities,
+        FileWindows("a.wav", np.zeros((2, 4), np.float32), duration=60.0),
+        GENRES,
+        probabilities,
         min_confidence=min_confidence,
     )
     assert row["genre"] == genre and row["status"] == "classified"

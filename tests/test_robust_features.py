@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from batchgenre.audio import load
+from batchgenre.audio.variants import VARIANTS, write_variant
 from batchgenre.features import FAST, ROBUST, TUTORIAL, FeatureError, FeatureSet, get_feature_set
 from batchgenre.features.robust import _robust_banks
-from batchgenre.audio.variants import VARIANTS, write_variant
 from tests import synth
 
 SR = 22050

@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 
 from batchgenre import demo
-from batchgenre.training.dataset import read_features, select_rows
-from batchgenre.cluster.featurize import featurize
-from batchgenre.training.robustness import ORIGINAL, featurize_variants
-from batchgenre.store import FeatureStore
 from batchgenre.audio.variants import VARIANTS
+from batchgenre.cluster.featurize import featurize
+from batchgenre.store import FeatureStore
+from batchgenre.training.dataset import read_features, select_rows
+from batchgenre.training.robustness import ORIGINAL, featurize_variants
 from tests import synth
 from tests.conftest import run_cli
 
@@ -106,7 +106,7 @@ def test_a_variant_with_no_usable_test_clip_is_reported_as_no_rows(tmp_path):
             y = demo.synthesize(genre, seconds=2.0, seed=[7, g, i])
             synth.write(tmp_path / "audio" / genre / f"{genre}.{i:05d}.wav", y / np.abs(y).max() * 10 ** (-65 / 20))
     featurize(tmp_path / "audio", out=str(tmp_path / "f.zarr"), feature_set="fast", workers=2)
-    (tmp_path / "run.toml").write_text('[split]\nfolds = 2\nrepeats = 1\n[train]\nepochs = 4\n')
+    (tmp_path / "run.toml").write_text("[split]\nfolds = 2\nrepeats = 1\n[train]\nepochs = 4\n")
     done = run_cli("train", "run.toml", "--store", "f.zarr", "--robustness", "--out", "run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "variant quiet: no test clip of split(s) 1, 2" in done.stderr

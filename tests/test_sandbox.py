@@ -96,12 +96,13 @@ def test_a_file_that_needs_more_than_the_memory_cap_fails_alone(tmp_path):
     out = tmp_path / "f.zarr"
     # A warm helper holds about 250 MiB and peaks near 300 on a short file; decoding these
     # 20 minutes at once peaks near 850 MiB.
-    result = run_cli(
-        "featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--memory-cap", "500M"
-    )
+    result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--duration", "0", "--memory-cap", "500M")
     assert result.returncode == 3, result.stderr
     rows = store_rows(out)
-    assert rows["low/low.00050.wav"][:2] == (FAILED, "needs more than 500 MiB of memory (raise the cap with --memory-cap)")
+    assert rows["low/low.00050.wav"][:2] == (
+        FAILED,
+        "needs more than 500 MiB of memory (raise the cap with --memory-cap)",
+    )
     assert sum(status == DONE for status, _, _ in rows.values()) == 3
 
 

@@ -33,13 +33,16 @@ def scheduler(tmp_path_factory):
     processes = [
         subprocess.Popen(
             [str(dask), "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "w"),
+            stdout=subprocess.DEVNULL,
+            stderr=open(logs / "scheduler.log", "w"),
         )
     ]
     processes.append(
         subprocess.Popen(
             [str(dask), "worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=open(logs / "workers.log", "w"), cwd=logs,
+            stdout=subprocess.DEVNULL,
+            stderr=open(logs / "workers.log", "w"),
+            cwd=logs,
         )
     )
     from distributed import Client
@@ -88,7 +91,11 @@ def test_a_relative_out_means_the_clients_folder_not_the_workers(tmp_path, sched
 def test_an_unreachable_scheduler_is_one_line(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", per_genre=1, seconds=1)
     result = run_cli("featurize", corpus, "--out", tmp_path / "f.zarr", "--scheduler", f"tcp://127.0.0.1:{free_port()}")
-    assert result.returncode == 2 and "cannot reach the Dask scheduler" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 2
+        and "cannot reach the Dask scheduler" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_featurize_writes_an_s3_store_equal_to_a_local_one(tmp_path, s3):
@@ -101,5 +108,5 @@ def test_featurize_writes_an_s3_store_equal_to_a_local_one(tmp_path, s3):
     assert run_cli("featurize", corpus, "--out", remote, "--workers", "1").stderr.count("nothing to do") == 1
     expected, got = store_rows(local), store_rows(remote)
     assert sorted(got) == sorted(expected)
-    for path, (status, error, vector) in expected.items():
+    for path, (_status, _error, vector) in expected.items():
         np.testing.assert_array_equal(got[path][2], vector)

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.training.dataset import read_features, select_rows
+from batchgenre.classify.serving import load_classifier
 from batchgenre.demo import synthesize
 from batchgenre.errors import BatchgenreError
-from batchgenre.classify.serving import load_classifier
-from batchgenre.store.artifact import read_metadata
 from batchgenre.store import FeatureStore
+from batchgenre.store.artifact import read_metadata
+from batchgenre.training.dataset import read_features, select_rows
 from tests import synth
 from tests.test_dataset import make_store
 from tests.test_train import make_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def test_spread_windows_never_overlap_nor_leave_the_file(duration, count):
     assert 1 <= len(starts) <= count
     assert len(starts) == count or duration < 30.0 * (len(starts) + 1)  # fewer only where no more fit
     assert starts[0] >= 0 and (duration < 30.0 or starts[-1] + 30.0 <= duration + 1e-9)
-    assert all(b - a >= 30.0 - 1e-9 for a, b in zip(starts, starts[1:]))
+    assert all(b - a >= 30.0 - 1e-9 for a, b in itertools.pairwise(starts))
 
 
 @pytest.fixture(scope="module")
@@ -177,10 +178,22 @@ def test_misuse_raises_value_error(minutes, kwargs):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--windows", "three"], "batchgenre classify-dir: argument --windows: must be a whole number of windows, or all, got 'three'"),
-        (["--windows", "-2"], "batchgenre classify-dir: argument --windows: must be a whole number of windows, or all, got '-2'"),
-        (["--windows", "2", "--hop", "10"], "batchgenre: --hop spaces the windows of --windows all; --windows 2 spreads its own evenly"),
-        (["--windows", "2", "--offset", "60"], "batchgenre: --windows and --offset/--duration choose the audio two ways: give one of them"),
+        (
+            ["--windows", "three"],
+            "batchgenre classify-dir: argument --windows: must be a whole number of windows, or all, got 'three'",
+        ),
+        (
+            ["--windows", "-2"],
+            "batchgenre classify-dir: argument --windows: must be a whole number of windows, or all, got '-2'",
+        ),
+        (
+            ["--windows", "2", "--hop", "10"],
+            "batchgenre: --hop spaces the windows of --windows all; --windows 2 spreads its own evenly",
+        ),
+        (
+            ["--windows", "2", "--offset", "60"],
+            "batchgenre: --windows and --offset/--duration choose the audio two ways: give one of them",
+        ),
     ],
 )
 def test_a_bad_windows_value_is_refused_in_one_line(tmp_path, args, says):

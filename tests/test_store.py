@@ -56,8 +56,10 @@ def test_a_crashed_runs_lock_is_recovered_and_a_live_one_is_not(tmp_path, lock, 
     folder.mkdir()
     # The heartbeat's age is set here, not at collection: the suite may take minutes to get here.
     lock = {
-        "host": lock["host"], "pid": dead_pid() if lock["pid"] == "dead" else lock["pid"],
-        "started": 0, "heartbeat": time.time() - lock["age"],
+        "host": lock["host"],
+        "pid": dead_pid() if lock["pid"] == "dead" else lock["pid"],
+        "started": 0,
+        "heartbeat": time.time() - lock["age"],
     }
     (folder / "writer.lock.0.json").write_text(json.dumps(lock))
     if taken_over:
@@ -75,7 +77,8 @@ def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
     out = tmp_path / "f.zarr"
     first = subprocess.Popen(
         [sys.executable, "-m", "batchgenre.cli", "featurize", str(corpus), "--out", str(out), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -87,7 +90,9 @@ def test_a_second_featurize_on_a_store_being_written_is_refused(tmp_path):
     finally:
         first.kill()
     store = FeatureStore.open(str(out))
-    assert (store.column("status") == DONE).all() and all(lock["released"] for lock in lock_files(tmp_path / "f.zarr.lock").values())
+    assert (store.column("status") == DONE).all() and all(
+        lock["released"] for lock in lock_files(tmp_path / "f.zarr.lock").values()
+    )
 
 
 def test_block_writes_cover_whole_chunks_and_status_goes_last(tmp_path):
@@ -109,7 +114,14 @@ def test_rows_left_without_a_path_by_a_killed_plan_are_filled_first(tmp_path):
         array.resize((5, *array.shape[1:]))
     store.plan_rows(["c.wav", "d.wav", "e.wav", "f.wav"], [2, 3, 4, 5], [0, 0, 1, 0])
     assert store.column("path").tolist() == ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav", "f.wav"]
-    assert store.column("label").tolist() == [0, 1, 2, 3, 4, 5] and store.column("augment").tolist() == [0, 0, 0, 0, 1, 0]
+    assert store.column("label").tolist() == [0, 1, 2, 3, 4, 5] and store.column("augment").tolist() == [
+        0,
+        0,
+        0,
+        0,
+        1,
+        0,
+    ]
 
 
 @pytest.mark.parametrize("released, alive", [(True, True), (False, False), (False, True)])

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.errors import BatchgenreError
 from batchgenre.cluster.featurize import Clip, _plan, discover, select, store_attrs
+from batchgenre.errors import BatchgenreError
 from batchgenre.store import DONE, PENDING, FeatureStore, writer_lock
 from tests import synth
 from tests.conftest import run_cli
@@ -136,7 +136,9 @@ def test_a_run_that_loses_its_lock_stops_with_one_line(tmp_path, how, reason):
     )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"batchgenre: {url}: this run stopped: {reason.format(url=url)}"), lines
+    assert len(lines) == 1 and lines[0].startswith(f"batchgenre: {url}: this run stopped: {reason.format(url=url)}"), (
+        lines
+    )
     if how == "taken over":  # the other run's lock is left alone
         assert lock_files(tmp_path / "f.zarr.lock")[1]["host"] == "elsewhere"
 
@@ -203,13 +205,17 @@ def test_a_block_killed_mid_write_reads_as_not_done_and_a_resume_completes_it(tm
     mark = tmp_path / "half-written"
     writer = subprocess.Popen(
         [sys.executable, "-c", TEAR_A_CHUNK, str(torn), str(corpus), str(mark)],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
         while not mark.exists() and writer.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert mark.exists(), f"the block never started its features chunk: {writer.stderr.read() if writer.poll() is not None else ''}"
+        assert mark.exists(), (
+            f"the block never started its features chunk: {writer.stderr.read() if writer.poll() is not None else ''}"
+        )
     finally:
         os.killpg(writer.pid, signal.SIGKILL)  # the writer and its decoding helper
         writer.wait()
@@ -246,7 +252,9 @@ def test_a_replaced_file_is_computed_again_and_the_rest_is_kept(tmp_path):
 
     result = run_cli("featurize", corpus, "--out", out, "--workers", "1", "--features", "fast")
     assert result.returncode == 0, result.stderr
-    assert "2 files were replaced since they were featurized" in result.stderr and "featurizing 2 files" in result.stderr
+    assert (
+        "2 files were replaced since they were featurized" in result.stderr and "featurizing 2 files" in result.stderr
+    )
     fresh = tmp_path / "fresh.zarr"
     assert run_cli("featurize", corpus, "--out", fresh, "--workers", "1", "--features", "fast").returncode == 0
     after, expected = store_rows(out), store_rows(fresh)

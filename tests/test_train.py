@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from batchgenre import cli
-
+from batchgenre.errors import BatchgenreError
 from batchgenre.training import config
 from batchgenre.training.dataset import read_features, select_rows, split_rows
-from batchgenre.errors import BatchgenreError
 from tests import synth
 from tests.conftest import run_cli
 from tests.test_dataset import make_store
@@ -63,9 +62,9 @@ def test_one_split_learns_separable_genres_and_writes_every_output(one_split):
 def test_the_saved_model_needs_nothing_else_to_predict(one_split, separable):
     import keras
 
-    from batchgenre.training.model import load_model
-    from batchgenre.store.artifact import check_features
     from batchgenre.store import FeatureStore
+    from batchgenre.store.artifact import check_features
+    from batchgenre.training.model import load_model
 
     cfg, report = one_split
     model, metadata = load_model(report.run_dir / "model.keras")
@@ -100,7 +99,10 @@ def test_a_linear_model_is_softmax_regression_saved_and_served_like_the_mlp(sepa
     from batchgenre.training.trainer import train
 
     cfg = make_config(
-        separable, tmp_path / "linear", model={"type": "linear", "l2": 0.01}, train={"epochs": 40, "learning_rate": 0.01}
+        separable,
+        tmp_path / "linear",
+        model={"type": "linear", "l2": 0.01},
+        train={"epochs": 40, "learning_rate": 0.01},
     )
     report = train(cfg)
     model, metadata = load_model(report.run_dir / "model.keras")
@@ -163,9 +165,9 @@ def test_a_weight_seed_changes_the_weights_on_the_same_splits(separable, tmp_pat
 def test_the_baseline_takes_the_models_own_log10_of_the_configured_blocks(one_split, separable):
     import keras
 
+    from batchgenre.store import FeatureStore
     from batchgenre.training.fit import describe_baseline, fit_baseline
     from batchgenre.training.model import load_model
-    from batchgenre.store import FeatureStore
 
     store = FeatureStore.open(str(separable))
     rows = select_rows(store, genres="all")
@@ -208,7 +210,9 @@ def test_early_stopping_keeps_the_best_epoch_on_validation_rows(separable, tmp_p
     from batchgenre.training.trainer import train
 
     # A step this large makes validation loss climb after the first epochs.
-    cfg = make_config(separable, tmp_path / "run", train={"epochs": 40, "early_stopping_patience": 2, "learning_rate": 0.5})
+    cfg = make_config(
+        separable, tmp_path / "run", train={"epochs": 40, "early_stopping_patience": 2, "learning_rate": 0.5}
+    )
     metrics = train(cfg).metrics
     assert 1 <= metrics["epochs_kept"] < 10
 
@@ -297,8 +301,10 @@ def test_window_rows_are_trained_on_and_each_test_file_is_scored_by_its_mean_pro
     test_rows, files = rows.file_rows(split.test)
     scored = score(model, baseline, store, test_rows, rows.labels_of(test_rows), cfg, files=files)
     x = read_features(store, test_rows)
-    for who, probabilities, predicted in ((model, model.predict(x, verbose=0), scored.y_pred),
-                                          (baseline, baseline.predict_proba(x), scored.baseline_pred)):
+    for _who, probabilities, predicted in (
+        (model, model.predict(x, verbose=0), scored.y_pred),
+        (baseline, baseline.predict_proba(x), scored.baseline_pred),
+    ):
         means = [probabilities[files == f].mean(axis=0) for f in split.test]
         np.testing.assert_array_equal(predicted, np.argmax(means, axis=1))
     np.testing.assert_array_equal(scored.y_true, rows.labels_of(split.test))
@@ -315,14 +321,19 @@ def test_robustness_on_window_rows_is_refused_in_one_line(tmp_path):
     from batchgenre.training.trainer import train
 
     store = make_store(tmp_path / "f.zarr", per_genre=4, windows=3)
-    with pytest.raises(BatchgenreError, match="holds 10-second window rows; --robustness needs a store of whole excerpts"):
+    with pytest.raises(
+        BatchgenreError, match="holds 10-second window rows; --robustness needs a store of whole excerpts"
+    ):
         train(make_config(store.url, tmp_path / "run", train={"robustness": True}))
 
 
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("missing store", "nowhere.zarr: no feature store there; make one with `batchgenre featurize AUDIO_FOLDER --out "),
+        (
+            "missing store",
+            "nowhere.zarr: no feature store there; make one with `batchgenre featurize AUDIO_FOLDER --out ",
+        ),
         ("audio folder as store", "a folder, but not a feature store; to featurize it first, set [data] audio"),
         ("genre without rows", "no featurized rows of genre 'jazz'"),
         ("other feature set", "fast.zarr holds feature set 'fast', but "),
@@ -357,8 +368,8 @@ def test_bad_input_is_one_clear_line_and_a_non_zero_exit(tmp_path, capsys, separ
 
 
 def test_a_file_that_is_not_a_batchgenre_model_is_named(tmp_path):
-    from batchgenre.training.model import load_model
     from batchgenre.store.artifact import check_features
+    from batchgenre.training.model import load_model
 
     with pytest.raises(BatchgenreError, match="no model there"):
         load_model(tmp_path / "missing.keras")
@@ -369,7 +380,9 @@ def test_a_file_that_is_not_a_batchgenre_model_is_named(tmp_path):
         with pytest.raises(BatchgenreError, match="not a batchgenre model"):
             load_model(tmp_path / name)
     with pytest.raises(BatchgenreError, match="trained on feature set 'tutorial' with feature_params"):
-        check_features({"feature_set": "tutorial", "sample_rate": 22050, "feature_params": {"n_fft": 4096}, "feature_names": []})
+        check_features(
+            {"feature_set": "tutorial", "sample_rate": 22050, "feature_params": {"n_fft": 4096}, "feature_names": []}
+        )
 
 
 def test_plot_features_draws_a_png(tmp_path, capsys):
@@ -402,11 +415,16 @@ def test_the_real_command_line_trains_on_a_featurized_generated_corpus(tmp_path)
 
 @pytest.mark.slow
 def test_real_clips_featurized_by_train_itself(gtzan, tmp_path):
-    """The shipped three-genre config on the real clips, its audio folder featurized first; 3 folds x 1 repeat, fewer epochs."""
+    """The shipped three-genre config on the real clips, its audio folder featurized first.
+
+    3 folds x 1 repeat, fewer epochs.
+    """
     from batchgenre.training.trainer import train
 
     shipped = config.load(CONFIGS / "three_genres.toml")
-    cfg = config.with_overrides(shipped, store=str(tmp_path / "f.zarr"), out=str(tmp_path / "run"), folds=3, repeats=1, epochs=24)
+    cfg = config.with_overrides(
+        shipped, store=str(tmp_path / "f.zarr"), out=str(tmp_path / "run"), folds=3, repeats=1, epochs=24
+    )
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, audio=str(gtzan)))
     metrics = train(cfg).metrics
     assert metrics["rows"] == 31

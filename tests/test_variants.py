@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from batchgenre.audio import load
-from batchgenre.errors import BatchgenreError
 from batchgenre.audio.variants import VARIANTS, get_variant, write_variant
+from batchgenre.errors import BatchgenreError
 from tests import synth
 
 SR = 22050
@@ -34,7 +34,9 @@ def test_every_variant_decodes_to_the_same_duration(tmp_path, clip, name):
     assert abs(len(y) / SR - 5.0) < 0.06, f"{name}: {len(y) / SR:.3f} s"
 
 
-@pytest.mark.parametrize("name, rate, channels", [("8khz", 8000, 1), ("16khz", 16000, 1), ("44khz_stereo", 44100, 2), ("quiet", SR, 1)])
+@pytest.mark.parametrize(
+    "name, rate, channels", [("8khz", 8000, 1), ("16khz", 16000, 1), ("44khz_stereo", 44100, 2), ("quiet", SR, 1)]
+)
 def test_rates_and_channels(tmp_path, clip, name, rate, channels):
     info = sf.info(write_variant(clip, sr=SR, variant=get_variant(name), path=tmp_path / "clip"))
     assert (info.samplerate, info.channels) == (rate, channels)

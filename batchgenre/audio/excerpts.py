@@ -1,4 +1,7 @@
-"""Excerpts of audio files as mono float32 at a fixed rate: one excerpt, a stream of windows, or windows spread over a file."""
+"""Excerpts of audio files as mono float32 at a fixed rate.
+
+One excerpt, a stream of windows, or windows spread over a file.
+"""
 
 from __future__ import annotations
 
@@ -281,25 +284,3 @@ def _no_audio(offset: float, source: Source) -> str:
     if source.duration is None:
         return f"no audio at or after offset {offset:g} s"
     return f"no audio at offset {offset:g} s: the file is {source.duration:.3g} s long"
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

@@ -60,7 +60,13 @@ def augmentation(relpath: str, copy: int) -> Variant:
     parts += [f"{rate / 1000:g} kHz"] if rate else []
     parts += [codec]
     return Variant(
-        f"aug{copy}", ", ".join(parts), sr=rate, channels=2 if rate == 44100 else 1, gain_db=gain, lowpass_hz=lowpass, codec=codec
+        f"aug{copy}",
+        ", ".join(parts),
+        sr=rate,
+        channels=2 if rate == 44100 else 1,
+        gain_db=gain,
+        lowpass_hz=lowpass,
+        codec=codec,
     )
 
 
@@ -123,7 +129,9 @@ def _write_mp3(path: Path, y: np.ndarray, *, sr: int, bit_rate: int = 128_000) -
         stream.layout = layout
         stream.bit_rate = bit_rate
         for start in range(0, planar.shape[1], 4096):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, start : start + 4096]), format="fltp", layout=layout)
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(planar[:, start : start + 4096]), format="fltp", layout=layout
+            )
             frame.sample_rate = sr
             frame.pts = start
             container.mux(stream.encode(frame))

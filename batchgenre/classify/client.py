@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from batchgenre.classify import serving
-from batchgenre.store.artifact import check_features
 from batchgenre.audio import SAMPLE_RATE
-from batchgenre.errors import BatchgenreError
-from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
+from batchgenre.classify import serving
 from batchgenre.classify.windows import FileWindows, Windows, classify_block, file_windows
+from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
+from batchgenre.errors import BatchgenreError
+from batchgenre.store.artifact import check_features
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def result_row(
         **row,
         "genre": genres[best] if mean[best] >= min_confidence else UNKNOWN,
         "confidence": round(float(mean[best]), 4),
-        **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean)},
+        **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean, strict=True)},
         "windows": len(probabilities),
         "duration": round(item.duration, 2) if item.duration is not None else None,
         "status": "classified",
@@ -94,10 +94,10 @@ def classify_dir(
 
     Windows of no length (``Windows.window`` None) are cut as long as the model's (``Windows.for_model``).
     """
-    from batchgenre.cluster.connection import connect
     from batchgenre.audio.corpus import discover, rows_per_chunk
-    from batchgenre.store.results import ResultsTable
+    from batchgenre.cluster.connection import connect
     from batchgenre.cluster.runner import run_blocks
+    from batchgenre.store.results import ResultsTable
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -170,11 +170,17 @@ def _predict_into(
 def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
     trained = metadata.get("window") or metadata.get("duration")
     if trained and abs(windows.window - trained) > 1e-6:
-        log.warning("the model learnt from %g s clips; classifying %g s windows may be less accurate", trained, windows.window)
+        log.warning(
+            "the model learnt from %g s clips; classifying %g s windows may be less accurate", trained, windows.window
+        )
 
 
 def classify_one(
-    source: str, *, model_path: Path | None, windows: Windows = Windows(), min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    source: str,
+    *,
+    model_path: Path | None,
+    windows: Windows = Windows(),
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
 ) -> dict:
     """Classify one file or URL in this process; returns its results row. Windows of no length get the model's."""
     if "://" not in source and not Path(source).is_file():
@@ -190,7 +196,9 @@ def classify_one(
     return _classify_path(Path(source), model, windows, name=source, min_confidence=min_confidence)
 
 
-def _classify_path(path: Path, model: serving.Classifier, windows: Windows, *, name: str, min_confidence: float) -> dict:
+def _classify_path(
+    path: Path, model: serving.Classifier, windows: Windows, *, name: str, min_confidence: float
+) -> dict:
     started = time.perf_counter()
     item = file_windows(path, name=name, feature_set=model.metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
     probabilities = model.probabilities(item.features) if item.features is not None else None

@@ -66,7 +66,7 @@ class GenreModel:
         if features is None:
             raise BatchgenreError(f"{name}: {error}")
         mean = self.classifier.probabilities(features).mean(axis=0, dtype=np.float64)
-        return {genre: float(p) for genre, p in zip(self.genres, mean)}
+        return {genre: float(p) for genre, p in zip(self.genres, mean, strict=True)}
 
     def _sample_features(self, y: np.ndarray, *, sr: int | None) -> tuple[np.ndarray | None, str]:
         """Window features [shape=(windows, D)] of samples, cut as ``windows`` cuts a file of the same length."""

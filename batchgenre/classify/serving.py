@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,7 @@ def _steps(path: Path, config: dict, weights) -> tuple[Callable[[Array], Array],
         raise BatchgenreError(f"{path}: a {config.get('class_name')!r} model, not a chain of layers batchgenre serves")
     layers = config["config"]["layers"]
     steps = []
-    for previous, layer, stored_as in zip([None, *layers], layers, _weight_groups(layers)):
+    for previous, layer, stored_as in zip([None, *layers[:-1]], layers, _weight_groups(layers), strict=True):
         name, kind, settings = layer["name"], layer["class_name"], layer["config"]
         if previous is not None and _inputs_of(layer) != [previous["name"]]:
             raise BatchgenreError(f"{path}: layer {name!r} does not take the previous layer's output alone")

@@ -6,15 +6,14 @@ uses; ``classify`` turns them into predictions in the client.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from batchgenre.errors import BatchgenreError, describe
 from batchgenre.cluster.sandbox import DEFAULT_MEMORY_CAP
-
+from batchgenre.errors import BatchgenreError, describe
 
 # Windows the command line classifies per file unless told otherwise; the figures that chose it are
 # in benchmarks/README.md (benchmarks.windows).
@@ -39,7 +38,7 @@ class Windows:
     count: int | None = None
 
     @classmethod
-    def excerpt(cls, *, offset: float, duration: float) -> "Windows":
+    def excerpt(cls, *, offset: float, duration: float) -> Windows:
         """One window: the excerpt itself, as the tutorial classifies 60-90 s of a song."""
         return cls(window=duration, hop=duration, offset=offset, duration=duration)
 
@@ -52,7 +51,7 @@ class Windows:
         hop: float | None = None,
         offset: float | None = None,
         duration: float | None = None,
-    ) -> "Windows":
+    ) -> Windows:
         """The windows that classify's options ask for, refused in one line where they disagree.
 
         ``count`` windows spread over each file (``"all"`` or 0: every window, ``hop`` apart; None:
@@ -67,7 +66,9 @@ class Windows:
             if (window is not None and window <= 0) or (hop is not None and hop <= 0):
                 raise BatchgenreError("--window and --hop must be more than 0 seconds")
             if hop is not None and count:
-                raise BatchgenreError(f"--hop spaces the windows of --windows all; --windows {count} spreads its own evenly")
+                raise BatchgenreError(
+                    f"--hop spaces the windows of --windows all; --windows {count} spreads its own evenly"
+                )
             if count is None:  # not given: a hop asks for every window
                 count = None if hop is not None else DEFAULT_COUNT
             return cls(window=window, hop=hop, count=count or None)  # no length: the model's
@@ -78,7 +79,7 @@ class Windows:
             raise BatchgenreError("--duration must be more than 0 seconds")
         return cls.excerpt(offset=offset or 0.0, duration=duration)
 
-    def for_model(self, model_window: float | None) -> "Windows":
+    def for_model(self, model_window: float | None) -> Windows:
         """These windows with their length filled in: the model's window rows' (featurize --window), else 30 s."""
         window = self.window or model_window or DEFAULT_WINDOW
         return replace(self, window=window, hop=self.hop or window)
@@ -137,7 +138,13 @@ def window_features(cut: Iterable[np.ndarray], *, feature_set: str, sr: int) -> 
 
 
 def classify_block(
-    root: str, relpaths: list[str], feature_set: str, sr: int, windows: Windows, *, file_timeout: float,
+    root: str,
+    relpaths: list[str],
+    feature_set: str,
+    sr: int,
+    windows: Windows,
+    *,
+    file_timeout: float,
     memory_cap: int = DEFAULT_MEMORY_CAP,
 ) -> list[FileWindows]:
     """Window features of a block of files; runs on a worker.
@@ -153,7 +160,12 @@ def classify_block(
             try:
                 results.append(
                     box.call(
-                        file_windows, Path(root) / rel, name=rel, feature_set=feature_set, sr=sr, windows=windows,
+                        file_windows,
+                        Path(root) / rel,
+                        name=rel,
+                        feature_set=feature_set,
+                        sr=sr,
+                        windows=windows,
                         timeout=file_timeout,
                     )
                 )

@@ -1,4 +1,6 @@
-"""Work on the Dask cluster: start or join one, featurize's blocks, the loop that runs blocks, the decoding helper, progress.
+"""Work on the Dask cluster.
+
+Start or join one, featurize's blocks, the loop that runs blocks, the decoding helper, progress.
 
 Imports distributed, and ``batchgenre.audio``, ``features`` and ``store``; never TensorFlow (tests/test_layout.py).
 """

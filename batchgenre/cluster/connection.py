@@ -10,7 +10,8 @@ import os
 import signal
 import threading
 import warnings
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from batchgenre.errors import BatchgenreError
 
@@ -108,7 +109,7 @@ def _client_live() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["distributed.Client"]:
+def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator[distributed.Client]:
     """A Client on a new LocalCluster of ``workers`` single-threaded processes, or on ``scheduler``.
 
     Yields the client; the local cluster, if one was started, is closed on exit.
@@ -120,7 +121,7 @@ def connect(*, workers: int = 2, scheduler: str | None = None) -> Iterator["dist
 
 
 @contextlib.contextmanager
-def _connected(*, workers: int, scheduler: str | None) -> Iterator["distributed.Client"]:
+def _connected(*, workers: int, scheduler: str | None) -> Iterator[distributed.Client]:
     from distributed import Client
 
     if scheduler is not None:
@@ -131,7 +132,9 @@ def _connected(*, workers: int, scheduler: str | None) -> Iterator["distributed.
         with client:
             n = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             if n == 0:
-                raise BatchgenreError(f"the Dask scheduler at {scheduler} has no workers: start some with `dask worker {scheduler}`")
+                raise BatchgenreError(
+                    f"the Dask scheduler at {scheduler} has no workers: start some with `dask worker {scheduler}`"
+                )
             log.info("connected to %s (%d workers); dashboard: %s", scheduler, n, client.dashboard_link)
             yield client
         return
@@ -142,7 +145,9 @@ def _connected(*, workers: int, scheduler: str | None) -> Iterator["distributed.
     if workers > cores:
         log.warning(
             "--workers %d is more than this machine's %d CPU cores: they will share them, "
-            "which adds memory and start-up time, not speed", workers, cores,
+            "which adds memory and start-up time, not speed",
+            workers,
+            cores,
         )
     log.info("starting a local Dask cluster of %d workers", workers)
     # Workers inherit these at spawn; they keep numpy/numba from oversubscribing the cores.
@@ -156,7 +161,7 @@ def _connected(*, workers: int, scheduler: str | None) -> Iterator["distributed.
 
 
 @contextlib.contextmanager
-def _start_local(workers: int) -> Iterator["distributed.LocalCluster"]:
+def _start_local(workers: int) -> Iterator[distributed.LocalCluster]:
     """A LocalCluster whose worker processes never see the terminal's Ctrl-C; closed on exit, even when interrupted.
 
     Ctrl-C reaches every process in the terminal's foreground group: workers killed by it print
@@ -205,7 +210,7 @@ def _start_local(workers: int) -> Iterator["distributed.LocalCluster"]:
         yield cluster
 
 
-def lost_workers(client: "distributed.Client", *, since: float) -> list[str]:
+def lost_workers(client: distributed.Client, *, since: float) -> list[str]:
     """Addresses of workers that left unexpectedly (killed, crashed, out of memory) after ``since`` (time.time())."""
     return [
         event.get("worker", "?")

@@ -11,10 +11,19 @@ import numpy as np
 
 from batchgenre import __version__
 from batchgenre.audio.corpus import Clip, discover, rows_per_chunk
+from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError, describe
 from batchgenre.features import DEFAULT_FEATURE_SET, get_feature_set
-from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
-from batchgenre.store import DONE, FAILED, MAX_WINDOWS, BlockRows, FeatureStore, file_stats, rows_to_compute, writer_lock
+from batchgenre.store import (
+    DONE,
+    FAILED,
+    MAX_WINDOWS,
+    BlockRows,
+    FeatureStore,
+    file_stats,
+    rows_to_compute,
+    writer_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +53,18 @@ def select(root: Path, relpaths: list[str], genres: list[str] | None) -> tuple[l
     A corpus is labelled when every file sits in a genre folder directly under ``root``.
     """
     folder_genres = [genre_of(p) for p in relpaths]
-    outside = [p for p, g in zip(relpaths, folder_genres) if g is None]
+    outside = [p for p, g in zip(relpaths, folder_genres, strict=True) if g is None]
     labelled = not outside
     if outside and len(outside) < len(relpaths):
         # Half a genre layout is most likely a stray file; say so rather than drop every label in silence.
         log.warning(
             "%d of %d files are not in a genre folder directly under %s (like %r), so no file is labelled "
-            "by its folder; to label them, move those files into a genre folder (or out) and featurize into a new --out",
-            len(outside), len(relpaths), root, outside[0],
+            "by its folder; to label them, move those files into a genre folder (or out) "
+            "and featurize into a new --out",
+            len(outside),
+            len(relpaths),
+            root,
+            outside[0],
         )
     if genres is None:
         return relpaths, folder_genres if labelled else [None] * len(relpaths)
@@ -63,7 +76,9 @@ def select(root: Path, relpaths: list[str], genres: list[str] | None) -> tuple[l
     available = sorted(set(folder_genres))
     unknown = [g for g in genres if g not in available]
     if unknown:
-        raise BatchgenreError(f"unknown genre {unknown[0]!r}: the genre folders under {root} are {', '.join(available)}")
+        raise BatchgenreError(
+            f"unknown genre {unknown[0]!r}: the genre folders under {root} are {', '.join(available)}"
+        )
     keep = [i for i, g in enumerate(folder_genres) if g in genres]
     return [relpaths[i] for i in keep], [folder_genres[i] for i in keep]
 
@@ -132,22 +147,36 @@ def featurize(
         if store is not None:
             store.check_compatible(attrs)
             if store.attrs.get("root") != str(root):
-                raise BatchgenreError(f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out")
+                raise BatchgenreError(
+                    f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out"
+                )
             _say_if_genres_are_ignored(store, genres)
             # Planned before any cluster starts, so a run with nothing left to do starts none.
             vanished = _plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows)
             todo = _blocks_to_run(store, retry_failed)
         if store is None or todo:
-            with contextlib.nullcontext(client) if client is not None else connect(workers=workers, scheduler=scheduler) as client:
+            with (
+                contextlib.nullcontext(client)
+                if client is not None
+                else connect(workers=workers, scheduler=scheduler) as client
+            ):
                 if store is None:
                     n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
                     # Blocks are sized in files, so a block holds its files' windows whole and decodes each file once.
                     chunk = rows_per_chunk(len(relpaths), n_workers) * clip.windows
-                    store = FeatureStore.create(url, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk)
+                    store = FeatureStore.create(
+                        url, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk
+                    )
                     vanished = _plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows)
                     todo = _blocks_to_run(store, retry_failed)
                 lost, workers_lost = _run_blocks(
-                    client, store, root, todo, retry_failed=retry_failed, file_timeout=file_timeout, memory_cap=memory_cap
+                    client,
+                    store,
+                    root,
+                    todo,
+                    retry_failed=retry_failed,
+                    file_timeout=file_timeout,
+                    memory_cap=memory_cap,
                 )
         else:
             log.info("nothing to do: every file in %s is already featurized", store.url)
@@ -167,8 +196,13 @@ def featurize(
         ]
     files = len(set(paths[(status == DONE) | (status == FAILED)].tolist())) if several_rows else None
     return Summary(
-        store=out, done=int((status == DONE).sum()), failed=failed, files=files, vanished=vanished,
-        lost_blocks=lost, lost_workers=workers_lost,
+        store=out,
+        done=int((status == DONE).sum()),
+        failed=failed,
+        files=files,
+        vanished=vanished,
+        lost_blocks=lost,
+        lost_workers=workers_lost,
     )
 
 
@@ -179,7 +213,9 @@ def _check_window(clip: Clip) -> None:
     if clip.window <= 0:
         raise BatchgenreError(f"--window must be more than 0 seconds, got {clip.window:g}")
     if clip.duration is None:
-        raise BatchgenreError("--window needs a fixed --duration (each file gets duration / window rows), not --duration 0")
+        raise BatchgenreError(
+            "--window needs a fixed --duration (each file gets duration / window rows), not --duration 0"
+        )
     if not 1 <= clip.windows <= MAX_WINDOWS:
         raise BatchgenreError(
             f"--window {clip.window:g} gives {clip.windows} windows in --duration {clip.duration:g}: "
@@ -192,7 +228,8 @@ def _check_long_enough(clip: Clip, fs) -> None:
     row, option = (clip.window, "--window") if clip.window is not None else (clip.duration, "--duration")
     if row is not None and row < fs.min_seconds:
         raise BatchgenreError(
-            f"--features {fs.name} needs at least {fs.min_seconds:.2f} s of audio a row, {option} {row:g} gives {row:g} s"
+            f"--features {fs.name} needs at least {fs.min_seconds:.2f} s of audio a row, "
+            f"{option} {row:g} gives {row:g} s"
         )
 
 
@@ -209,21 +246,35 @@ def _say_if_genres_are_ignored(store: FeatureStore, genres: list[str] | None) ->
         log.warning(
             "--genres %s adds only those genres' files; %s already holds %s too, and keeps them "
             "(train reads the genres its config names: [data] genres)",
-            ",".join(genres), store.url, ", ".join(others),
+            ",".join(genres),
+            store.url,
+            ", ".join(others),
         )
 
 
 def _plan(
-    store: FeatureStore, relpaths: list[str], file_genres: list[str | None], root: Path, *, augment: int,
+    store: FeatureStore,
+    relpaths: list[str],
+    file_genres: list[str | None],
+    root: Path,
+    *,
+    augment: int,
     windows: int = 1,
 ) -> list[str]:
-    """Add rows for files (altered copies, windows) the store lacks, redo replaced ones; return files gone from ``root``."""
+    """Add rows for files (altered copies, windows) the store lacks, redo replaced ones.
+
+    Returns the files gone from ``root``.
+    """
     # Rows without a path are what a killed plan left; plan_rows fills them first.
     paths = store.column("path")
-    known = {(p, k, j) for p, k, j in zip(paths.tolist(), *(store.column(n).tolist() for n in ("augment", "window"))) if p}
+    known = {
+        (p, k, j)
+        for p, k, j in zip(paths.tolist(), *(store.column(n).tolist() for n in ("augment", "window")), strict=True)
+        if p
+    }
     new = [
         (p, g, k, j)
-        for p, g in zip(relpaths, file_genres)
+        for p, g in zip(relpaths, file_genres, strict=True)
         for k in range(1 + (augment if g is not None else 0))
         for j in range(windows)  # a file's windows side by side: row i*windows + j of a new store
         if (p, k, j) not in known
@@ -231,7 +282,7 @@ def _plan(
     if new:
         store.add_genres(sorted({g for _, g, _, _ in new if g is not None}))
         index = {g: i for i, g in enumerate(store.genres)}
-        new_paths, genres, copies, js = zip(*new)
+        new_paths, genres, copies, js = zip(*new, strict=True)
         store.plan_rows(list(new_paths), [index[g] if g is not None else -1 for g in genres], list(copies), list(js))
         if known:
             log.info("%d new rows since the store was last written", len(new))
@@ -253,13 +304,22 @@ def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
         return {}
     paths = store.column("path")
     redo = np.flatnonzero(wanted & (paths != ""))
-    files = {(int(i // store.rows_per_chunk), p, k) for i, p, k in zip(redo, paths[redo], store.column("augment")[redo])}
+    files = {
+        (int(i // store.rows_per_chunk), p, k)
+        for i, p, k in zip(redo, paths[redo], store.column("augment")[redo], strict=True)
+    }
     counts = np.bincount([block for block, _, _ in files], minlength=store.n_blocks)
     return {int(k): int(n) for k, n in enumerate(counts) if n}
 
 
 def _run_blocks(
-    client, store: FeatureStore, root: Path, todo: dict[int, int], *, retry_failed: bool, file_timeout: float,
+    client,
+    store: FeatureStore,
+    root: Path,
+    todo: dict[int, int],
+    *,
+    retry_failed: bool,
+    file_timeout: float,
     memory_cap: int,
 ) -> tuple[list[tuple[int, str]], list[str]]:
     """Run the blocks of ``todo`` (block -> rows to compute); returns the blocks not written and the workers lost."""
@@ -286,7 +346,14 @@ def _run_blocks(
 
 
 def featurize_block(
-    store_url: str, block: int, root: str, feature_set: str, clip: Clip, *, retry_failed: bool, file_timeout: float,
+    store_url: str,
+    block: int,
+    root: str,
+    feature_set: str,
+    clip: Clip,
+    *,
+    retry_failed: bool,
+    file_timeout: float,
     memory_cap: int = DEFAULT_MEMORY_CAP,
 ) -> int:
     """Compute the rows of one block that are not done and write the block's chunks; runs on a worker.
@@ -315,12 +382,18 @@ def featurize_block(
         for (path, copy), at in files.items():
             try:
                 results = box.call(
-                    extract_file, Path(root), path, feature_set, clip, copy, tuple(int(windows[i]) for i in at),
+                    extract_file,
+                    Path(root),
+                    path,
+                    feature_set,
+                    clip,
+                    copy,
+                    tuple(int(windows[i]) for i in at),
                     timeout=file_timeout,
                 )
             except Exception as error:  # one bad file never stops the block
                 results = [describe(error)] * len(at)
-            for i, result in zip(at, results):
+            for i, result in zip(at, results, strict=True):
                 if isinstance(result, str):
                     rows.features[i], rows.status[i], rows.error[i] = np.nan, FAILED, result
                 else:
@@ -342,8 +415,8 @@ def extract_file(
     import tempfile
 
     from batchgenre.audio import load
-    from batchgenre.features import FeatureError, get_feature_set
     from batchgenre.audio.variants import augmentation, write_variant
+    from batchgenre.features import FeatureError, get_feature_set
 
     y = load(root / relpath, sr=clip.sr, offset=clip.offset, duration=clip.duration)
     if copy:
@@ -359,4 +432,3 @@ def extract_file(
         except FeatureError as error:
             results.append(describe(error))
     return results
-

@@ -35,7 +35,7 @@ class Progress:
         self._start = time.monotonic()
         self._first: tuple[float, int] | None = None  # (when, how many) the first update brought
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._start = time.monotonic()
         if sys.stderr.isatty():
             from tqdm import tqdm

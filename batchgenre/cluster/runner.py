@@ -1,4 +1,6 @@
-"""Run one task per block on the cluster for featurize and classify-dir: submit, follow, count files, survive lost blocks.
+"""Run one task per block on the cluster for featurize and classify-dir.
+
+Submit, follow, count files, survive lost blocks.
 
 A block's task calls ``file_done()`` after each file, so the count moves while blocks are still
 running; a block that ends (or is lost) tops its count up to its size, so a late or missing
@@ -10,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Mapping, TypeVar
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import distributed
@@ -38,7 +41,7 @@ def file_done() -> None:
 
 
 def run_blocks(
-    client: "distributed.Client",
+    client: distributed.Client,
     task: Callable[..., Any],
     blocks: Mapping[K, tuple[tuple, int]],
     *,

@@ -1,4 +1,6 @@
-"""Per-file work in a helper process, so a file that hangs, crashes its decoder or needs too much memory costs that file alone.
+"""Per-file work in a helper process.
+
+There, a file that hangs, crashes its decoder or needs too much memory costs that file alone.
 
 Each worker thread keeps one helper (``python -m batchgenre.cluster.sandbox``), warmed up once and reused
 for every file; a helper that crashes, runs past the time limit or outgrows the memory cap is
@@ -22,7 +24,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from batchgenre.errors import BatchgenreError
 
@@ -114,7 +117,10 @@ class Sandbox:
         with tempfile.TemporaryFile() as startup_log:
             process = _spawn(
                 [sys.executable, "-m", "batchgenre.cluster.sandbox", str(os.getpid())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=startup_log, bufsize=0,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=startup_log,
+                bufsize=0,
             )
             try:
                 _receive(process.stdout.fileno(), timeout=STARTUP_TIMEOUT, check=self._watch(process))
@@ -136,7 +142,8 @@ class Sandbox:
                 startup_log.seek(0)
                 said = _last_line(startup_log.read())
                 raise HelperDidNotStart(
-                    f"the decoder helper did not start: {said} ({reason})" if said
+                    f"the decoder helper did not start: {said} ({reason})"
+                    if said
                     else f"the decoder helper did not start ({reason})"
                 ) from None
         self._process = process
@@ -203,7 +210,9 @@ def _spawn(command: list[str], **popen_args: Any) -> subprocess.Popen:
     with _spawner_lock:
         if _spawner is None or _spawner[0] != os.getpid():  # none yet, or a forked copy without the thread
             requests: queue.Queue = queue.Queue()
-            threading.Thread(target=_spawn_forever, args=(requests,), name="batchgenre-sandbox-spawner", daemon=True).start()
+            threading.Thread(
+                target=_spawn_forever, args=(requests,), name="batchgenre-sandbox-spawner", daemon=True
+            ).start()
             _spawner = (os.getpid(), requests)
         requests = _spawner[1]
     reply: queue.Queue = queue.Queue(maxsize=1)

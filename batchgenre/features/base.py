@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
 from batchgenre.errors import BatchgenreError
-
 
 N_FFT = 2048
 

@@ -49,7 +49,14 @@ FAST = FeatureSet(
         "of its dB, chroma (12) from the STFT assuming A440 tuning, and tonnetz (6) from that chroma instead "
         "of a CQT; summarised as mean, min and max over time. Filter banks are built once per worker."
     ),
-    params={"n_fft": N_FFT, "hop_length": HOP_LENGTH, "n_mels": 128, "n_mfcc": 20, "tonnetz_chroma": "stft", "tuning": 0.0},
+    params={
+        "n_fft": N_FFT,
+        "hop_length": HOP_LENGTH,
+        "n_mels": 128,
+        "n_mfcc": 20,
+        "tonnetz_chroma": "stft",
+        "tuning": 0.0,
+    },
     blocks=TUTORIAL.blocks,
     frames=_fast_frames,
 )

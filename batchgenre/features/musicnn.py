@@ -269,7 +269,8 @@ MUSICNN = FeatureSet(
     name="musicnn",
     description=(
         "The 200-unit penultimate layer of musicnn's MSD-trained tagger (Pons & Serra 2019; weights ISC-licensed, "
-        "batchgenre/features/weights/MUSICNN-LICENSE.md) on 3 s patches end to end of a 16 kHz, 96-band log-mel spectrogram "
+        "batchgenre/features/weights/MUSICNN-LICENSE.md) on 3 s patches end to end of a 16 kHz, "
+        "96-band log-mel spectrogram "
         "(n_fft 512, hop 256, log10(1 + 10000 mel)), summarised as mean and max over the patches; "
         "clips need at least 3 s. A NumPy forward pass: no TensorFlow on the workers."
     ),

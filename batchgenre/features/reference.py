@@ -82,4 +82,6 @@ def safe_tuning(S: np.ndarray, *, sr: int, bins_per_octave: int) -> float:
     magnitude[rows, cols] = S[rows, cols] + dskew[rows, cols]
     voiced = pitch > 0
     threshold = np.median(magnitude[voiced]) if voiced.any() else 0.0
-    return float(librosa.pitch_tuning(pitch[(magnitude >= threshold) & voiced], resolution=0.01, bins_per_octave=bins_per_octave))
+    return float(
+        librosa.pitch_tuning(pitch[(magnitude >= threshold) & voiced], resolution=0.01, bins_per_octave=bins_per_octave)
+    )

@@ -81,7 +81,10 @@ class CombinedFeatureSet:
         return sum(part.size for part in self.parts)
 
     def extract(self, y: np.ndarray, *, sr: int) -> np.ndarray:
-        """Each part's vector of one clip, end to end [shape=(self.size,), dtype=float32]; see :meth:`FeatureSet.extract`."""
+        """Each part's vector of one clip, end to end [shape=(self.size,), dtype=float32].
+
+        See :meth:`FeatureSet.extract`.
+        """
         return np.concatenate([part.extract(y, sr=sr) for part in self.parts])
 
 

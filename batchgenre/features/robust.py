@@ -1,4 +1,7 @@
-"""The `robust` set (the default): band-limited, level-relative MFCC and their change, which re-encoding moves little."""
+"""The `robust` set (the default): band-limited, level-relative MFCC and their change.
+
+Re-encoding moves them little.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import functools
 import numpy as np
 
 from batchgenre.features.base import HOP_LENGTH, N_FFT, FeatureError, FeatureSet, n_frames, numbered, power_slices
-
 
 # The robust set looks only below ROBUST_FMAX, the band every copy of a clip keeps: audio resampled
 # to 8 kHz is flat to about 3.7 kHz and gone by 3.9 kHz, a 4 kHz low-pass is already -0.6 dB at

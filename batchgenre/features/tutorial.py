@@ -6,7 +6,6 @@ import numpy as np
 
 from batchgenre.features.base import HOP_LENGTH, N_FFT, FeatureSet, numbered
 
-
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
@@ -37,7 +36,9 @@ def _tutorial_frames(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
     }
 
 
-def estimate_tuning(S: np.ndarray, *, sr: int, bins_per_octave: int, fmin: float = 150.0, fmax: float = 4000.0) -> float:
+def estimate_tuning(
+    S: np.ndarray, *, sr: int, bins_per_octave: int, fmin: float = 150.0, fmax: float = 4000.0
+) -> float:
     """``librosa.estimate_tuning(S=S, sr=sr, bins_per_octave=...)``, equal to it, in a third of its time.
 
     librosa's piptrack interpolates peaks over every FFT bin and then keeps those in
@@ -68,7 +69,9 @@ def estimate_tuning(S: np.ndarray, *, sr: int, bins_per_octave: int, fmin: float
     magnitude = mid + 0.5 * ((up - down) / 2.0) * shift
     voiced = pitch > 0
     threshold = np.median(magnitude[voiced]) if voiced.any() else 0.0
-    return float(librosa.pitch_tuning(pitch[(magnitude >= threshold) & voiced], resolution=0.01, bins_per_octave=bins_per_octave))
+    return float(
+        librosa.pitch_tuning(pitch[(magnitude >= threshold) & voiced], resolution=0.01, bins_per_octave=bins_per_octave)
+    )
 
 
 TUTORIAL = FeatureSet(

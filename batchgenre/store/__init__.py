@@ -1,4 +1,6 @@
-"""What lasts on disk: the zarr feature store and its writer lock, joined stores, results tables, the model artifact's metadata.
+"""What lasts on disk.
+
+The zarr feature store and its writer lock, joined stores, results tables, the model artifact's metadata.
 
 Imports numpy, zarr and fsspec (lazily), and ``batchgenre.features`` for feature-set names only.
 """

@@ -1,4 +1,6 @@
-"""The model artifact's read side: a ``model.keras`` zip's batchgenre metadata, and the check that its features are ours.
+"""The model artifact's read side.
+
+A ``model.keras`` zip's batchgenre metadata, and the check that its features are ours.
 
 training.model writes the artifact (with Keras); classify.serving runs it (without); both read it through here.
 """

@@ -72,13 +72,15 @@ class FeatureStore:
     # -- creating and opening ---------------------------------------------------------------
 
     @classmethod
-    def create(cls, url: str, *, attrs: dict, n_features: int, rows_per_chunk: int) -> "FeatureStore":
+    def create(cls, url: str, *, attrs: dict, n_features: int, rows_per_chunk: int) -> FeatureStore:
         """A new, empty store whose group attributes are ``attrs`` (plus format and chunking)."""
         import zarr
 
         group = zarr.open_group(url, mode="a")  # the folder already holds the writer lock
         b = rows_per_chunk
-        group.create_array("features", shape=(0, n_features), chunks=(b, n_features), dtype="float32", fill_value=np.nan)
+        group.create_array(
+            "features", shape=(0, n_features), chunks=(b, n_features), dtype="float32", fill_value=np.nan
+        )
         group.create_array("label", shape=(0,), chunks=(b,), dtype="int16", fill_value=-1)
         group.create_array("path", shape=(0,), chunks=(b,), dtype=str)
         group.create_array("augment", shape=(0,), chunks=(b,), dtype="uint8", fill_value=0)
@@ -91,7 +93,7 @@ class FeatureStore:
         return store
 
     @classmethod
-    def open(cls, url: str, *, mode: str = "r") -> "FeatureStore":
+    def open(cls, url: str, *, mode: str = "r") -> FeatureStore:
         """Open an existing store; a clear error when ``url`` holds none."""
         import zarr
 
@@ -175,10 +177,14 @@ class FeatureStore:
         augment = augment if augment is not None else [0] * len(paths)
         windows = windows if windows is not None else [0] * len(paths)
         free = np.flatnonzero(self.column("path") == "")
-        rows = np.concatenate([free[: len(paths)], np.arange(self.n_rows, self.n_rows + max(0, len(paths) - len(free)))])
+        rows = np.concatenate(
+            [free[: len(paths)], np.arange(self.n_rows, self.n_rows + max(0, len(paths) - len(free)))]
+        )
         stop = max(self.n_rows, int(rows.max()) + 1) if len(rows) else self.n_rows
         for name in ROW_ARRAYS + ("window",) + STAT_ARRAYS:
-            if name not in self.group:  # a store older than these columns: no window, and note_replaced_files adds stats
+            if (
+                name not in self.group
+            ):  # a store older than these columns: no window, and note_replaced_files adds stats
                 continue
             array = self.group[name]
             array.resize((stop, *array.shape[1:]))
@@ -243,26 +249,6 @@ class FeatureStore:
         self.group["status"][start:stop] = rows.status
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def file_stats(root: Path, relpaths: list[str]) -> np.ndarray:
     """Size and mtime_ns [shape=(n, 2), dtype=int64] of each file under ``root``; -1 for one that is gone, or ""."""
     stats = np.full((len(relpaths), 2), UNKNOWN_STAT, dtype=np.int64)
@@ -284,5 +270,3 @@ def file_stats(root: Path, relpaths: list[str]) -> np.ndarray:
 def rows_to_compute(status: np.ndarray, *, retry_failed: bool) -> np.ndarray:
     """Mask [shape=(n,), dtype=bool] of the rows a run computes: pending ones, and failed ones on a retry."""
     return (status == PENDING) | (retry_failed & (status == FAILED))
-
-

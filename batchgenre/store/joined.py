@@ -81,7 +81,9 @@ class _SideBySide:
     def get_orthogonal_selection(self, selection: tuple[np.ndarray, slice]) -> np.ndarray:
         """Rows ``selection[0]`` of every array, end to end, then columns ``selection[1]`` [shape=(k, d), float32]."""
         rows, columns = selection
-        return np.concatenate([a.get_orthogonal_selection((rows, slice(None))) for a in self.arrays], axis=1)[:, columns]
+        return np.concatenate([a.get_orthogonal_selection((rows, slice(None))) for a in self.arrays], axis=1)[
+            :, columns
+        ]
 
 
 def open_stores(urls: list[str]) -> FeatureStore | JoinedStores:
@@ -109,7 +111,8 @@ def _check_same_rows(a: FeatureStore, b: FeatureStore) -> None:
     for key in CLIP_KEYS:
         if a.attrs.get(key) != b.attrs.get(key):
             raise BatchgenreError(
-                f"{both} cannot be read as one: {key} is {shown(a.attrs.get(key))} in one and {shown(b.attrs.get(key))} "
+                f"{both} cannot be read as one: {key} is {shown(a.attrs.get(key))} in one "
+                f"and {shown(b.attrs.get(key))} "
                 "in the other; featurize both from the same folder with the same options"
             )
     if a.n_rows != b.n_rows:

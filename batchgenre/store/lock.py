@@ -1,4 +1,7 @@
-"""The store's one-writer lock: generations of small JSON files beside the store, created only if absent, with a heartbeat."""
+"""The store's one-writer lock.
+
+Generations of small JSON files beside the store, created only if absent, with a heartbeat.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import socket
 import threading
 import time
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 from batchgenre.errors import BatchgenreError
 
@@ -31,7 +34,10 @@ _TAKE_ATTEMPTS = 20  # rounds of losing a race before giving up; each lost round
 
 
 class _LockLost(BaseException):
-    """Raised in the main thread by the heartbeat thread's signal; a BaseException so no ``except Exception`` eats it."""
+    """Raised in the main thread by the heartbeat thread's signal.
+
+    A BaseException so no ``except Exception`` eats it.
+    """
 
 
 @contextlib.contextmanager
@@ -40,7 +46,8 @@ def writer_lock(url: str, *, heartbeat_s: float = 30.0) -> Iterator[None]:
 
     The lock is a series of small JSON files in a folder beside the store (any fsspec URL):
     ``features.zarr.lock/writer.lock.<n>.json``, one per generation, where zarr, xarray and anything
-    else that lists the store's members never look; each naming a host, a process and a heartbeat. A run takes generation n+1
+    else that lists the store's members never look; each naming a host, a process and a heartbeat.
+    A run takes generation n+1
     when n is released or dead, by creating its file only if absent, so of two runs that start
     together, or take over the same dead lock together, exactly one wins the create; generations
     only grow, so a run that created one from an old listing sees a newer one and gives it up.
@@ -109,7 +116,8 @@ class _Lock:
                 since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held.get("started", 0)))
                 raise BatchgenreError(
                     f"{self.url} is being written by another featurize (pid {held.get('pid')} on {held.get('host')}, "
-                    f"since {since}): wait for it to finish, or delete {self.lock_url}/writer.lock.{top}.json if that run is gone"
+                    f"since {since}): wait for it to finish, "
+                    f"or delete {self.lock_url}/writer.lock.{top}.json if that run is gone"
                 )
             if not _create(self.fs, self.path(top + 1), self.content()):
                 continue  # another run created it first: look at what it holds
@@ -145,7 +153,8 @@ class _Lock:
                 held = {"released": True}
             if not held.get("released") and _alive(held):
                 raise BatchgenreError(
-                    f"{self.url} is being written by an older batchgenre (pid {held.get('pid')} on {held.get('host')}): "
+                    f"{self.url} is being written by an older batchgenre "
+                    f"(pid {held.get('pid')} on {held.get('host')}): "
                     f"wait for it to finish, or delete {self.url}/{posixpath.basename(name)} if that run is gone"
                 )
             with contextlib.suppress(FileNotFoundError):
@@ -161,7 +170,10 @@ class _Lock:
         _put(self.fs, self.path(self.generation), self.content())
 
     def release(self) -> None:
-        """Leave the generation as released (never deleted: generations only grow, which is what makes takeover safe)."""
+        """Leave the generation as released.
+
+        Never deleted: generations only grow, which is what makes takeover safe.
+        """
         self.check_held()
         _put(self.fs, self.path(self.generation), self.content(released=True))
 
@@ -195,7 +207,8 @@ class _Lock:
             return None
         except json.JSONDecodeError:
             raise BatchgenreError(
-                f"{self.lock_url}/writer.lock.{generation}.json is not a batchgenre lock: delete it if no featurize is running"
+                f"{self.lock_url}/writer.lock.{generation}.json is not a batchgenre lock: "
+                "delete it if no featurize is running"
             ) from None
 
     def content(self, *, released: bool = False) -> bytes:

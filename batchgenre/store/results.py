@@ -9,6 +9,7 @@ leaves a valid file; ``finish`` sorts the rows by path and replaces the output a
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 from pathlib import Path
@@ -204,8 +205,8 @@ class ResultsTable:
         typed = [self.schema.typed(r, where=self.journal) for r in rows]
         paths = [r["path"] for r in typed]
         # A killed run's appends are out of order (and a retried file is there twice): sorted again at the end.
-        self._changed |= any(a >= b for a, b in zip(paths, paths[1:]))
-        return dict(zip(paths, typed))
+        self._changed |= any(a >= b for a, b in itertools.pairwise(paths))
+        return dict(zip(paths, typed, strict=True))
 
     def _check_columns(self, found: list[str], where: Path) -> None:
         if found != self.schema.columns:
@@ -223,7 +224,10 @@ class ResultsTable:
         self._file.flush()
 
     def finish(self) -> None:
-        """Write every row, sorted by path, over the output in one atomic replace; a table already so is left as it is."""
+        """Write every row, sorted by path, over the output in one atomic replace.
+
+        A table already so is left as it is.
+        """
         self._file.close()
         if not self._changed and self.journal == self.out:
             return

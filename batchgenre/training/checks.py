@@ -1,11 +1,16 @@
-"""Checks of single config values: each returns the value to keep from a TOML value, or raises ``Bad`` saying what it accepts."""
+"""Checks of single config values.
+
+Each returns the value to keep from a TOML value, or raises ``Bad`` saying what it accepts.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from batchgenre.errors import BatchgenreError
+
 
 class Bad(Exception):
     """A value a key does not accept; the message says what the key accepts."""
@@ -78,7 +83,9 @@ def feature_set(value: Any) -> str:
     if value == "":
         return value
     if not isinstance(value, str) or not all(part in FEATURE_SETS for part in value.split(JOIN)):
-        raise Bad(f"must be one of {', '.join(FEATURE_SETS)}, or several of them joined with {JOIN}, like robust{JOIN}musicnn")
+        raise Bad(
+            f"must be one of {', '.join(FEATURE_SETS)}, or several of them joined with {JOIN}, like robust{JOIN}musicnn"
+        )
     try:
         return get_feature_set(value).name
     except BatchgenreError as error:

@@ -12,9 +12,10 @@ import difflib
 import json
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from batchgenre.errors import BatchgenreError, shown
 from batchgenre.training import checks
@@ -24,38 +25,6 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "swish", "tanh")
 MODEL_TYPES = ("mlp", "linear")
 LOSSES = ("sparse_categorical_crossentropy",)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- the schema -----------------------------------------------------------------------------------------------
@@ -87,24 +56,31 @@ def _key(
 @dataclass(frozen=True)
 class DataConfig:
     store: str | tuple[str, ...] = _key(
-        "features.zarr", checks.stores,
+        "features.zarr",
+        checks.stores,
         "the feature store (a path or an fsspec URL); or a list of stores of the same files, one per feature set "
-        '(`["robust.zarr", "musicnn.zarr"]`, `--store robust.zarr --store musicnn.zarr`), read as one store of the sets '
+        '(`["robust.zarr", "musicnn.zarr"]`, `--store robust.zarr --store musicnn.zarr`), '
+        "read as one store of the sets "
         "combined (`robust+musicnn`)",
-        flag="--store", metavar="STORE",
+        flag="--store",
+        metavar="STORE",
     )
     audio: str = _key(
-        "", checks.text,
-        "an audio folder to featurize into `store` first (resumed, so cheap to repeat); `\"\"`: the store is ready",
+        "",
+        checks.text,
+        'an audio folder to featurize into `store` first (resumed, so cheap to repeat); `""`: the store is ready',
     )
     feature_set: str = _key(
-        "", checks.feature_set,
+        "",
+        checks.feature_set,
         "a feature set name, which the store must hold, or several joined with `+` (`robust+musicnn`); "
-        "`\"\"`: whichever set the store holds (and batchgenre's default set when `audio` is featurized first)",
-        flag="--features", metavar="SET",
+        '`""`: whichever set the store holds (and batchgenre\'s default set when `audio` is featurized first)',
+        flag="--features",
+        metavar="SET",
     )
     genres: tuple[str, ...] | str = _key(
-        "all", checks.genres,
+        "all",
+        checks.genres,
         'a list of genres, in the order the model reports them, or `"all"` '
         "(every genre of the store with featurized rows)",
     )
@@ -123,26 +99,34 @@ class SplitConfig:
     )
     test: float = _key(0.2, checks.fraction(allow_zero=False), "share held out for the figures")
     seed: int = _key(
-        0, checks.integer(0),
+        0,
+        checks.integer(0),
         "seed of the splits, and of the shuffling and the weights unless `[train] weight_seed` is set",
         flag="--seed",
     )
     folds: int = _key(
-        0, checks.folds, "0: one split; K >= 2: repeated stratified K-fold cross-validation", flag="--folds", metavar="K"
+        0,
+        checks.folds,
+        "0: one split; K >= 2: repeated stratified K-fold cross-validation",
+        flag="--folds",
+        metavar="K",
     )
     repeats: int = _key(3, checks.integer(1), "repeats of the K-fold", flag="--repeats")
     groups: str = _key(
-        "", checks.text,
+        "",
+        checks.text,
         "a CSV with columns `path` and `group` (an artist, an album): every split keeps each group on one side; "
         '`""`: no groups',
-        flag="--groups", metavar="CSV",
+        flag="--groups",
+        metavar="CSV",
     )
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     type: str = _key(
-        "mlp", checks.one_of(MODEL_TYPES),
+        "mlp",
+        checks.one_of(MODEL_TYPES),
         "`mlp`: the hidden layers below, then a softmax layer; `linear`: softmax regression on the "
         "standardised features, with `l2` on its weights (hidden_layers, activation and dropout unused)",
     )
@@ -151,16 +135,23 @@ class ModelConfig:
     )
     activation: str = _key("relu", checks.one_of(ACTIVATIONS), ", ".join(ACTIVATIONS))
     log_blocks: tuple[str, ...] = _key(
-        ("melspectrogram",), checks.names, "feature blocks replaced by their log10 inside the model, where the set has them"
+        ("melspectrogram",),
+        checks.names,
+        "feature blocks replaced by their log10 inside the model, where the set has them",
     )
     # Minima over time are left out by default: they are mostly noise floor (of mel power above all).
     summaries: tuple[str, ...] = _key(
-        ("mean", "std", "max"), checks.summaries,
+        ("mean", "std", "max"),
+        checks.summaries,
         "which summaries over time (mean, std, min, max) the model reads, of those the set has "
         "(`tutorial`, `fast`: mean, min, max; `robust`: mean, std)",
     )
     dropout: float = _key(0.0, checks.fraction(allow_zero=True), "0 to 1, after each hidden layer")
-    l2: float = _key(0.0, checks.non_negative_number, "L2 penalty on the weights of the hidden layers (`mlp`) or the softmax layer (`linear`)")
+    l2: float = _key(
+        0.0,
+        checks.non_negative_number,
+        "L2 penalty on the weights of the hidden layers (`mlp`) or the softmax layer (`linear`)",
+    )
 
 
 @dataclass(frozen=True)
@@ -169,27 +160,34 @@ class TrainConfig:
     learning_rate: float = _key(0.001, checks.positive_number, "a positive number")
     loss: str = _key(LOSSES[0], checks.one_of(LOSSES), ", ".join(LOSSES))
     weight_seed: int | None = _key(
-        None, checks.integer(0),
+        None,
+        checks.integer(0),
         "seed of the initial weights and the shuffling alone: another value trains on the same splits, "
         "to see how much of a figure is the luck of the initial weights",
-        flag="--weight-seed", shown_default="the `[split] seed`",
+        flag="--weight-seed",
+        shown_default="the `[split] seed`",
     )
     epochs: int = _key(64, checks.integer(1), "the most epochs to train", flag="--epochs")
     batch_size: int = _key(32, checks.integer(1), "rows per step")
     early_stopping_patience: int = _key(
-        0, checks.integer(0),
+        0,
+        checks.integer(0),
         "epochs without a lower validation loss before stopping (the best epoch's weights are kept); 0: off",
     )
     refit: bool = _key(
-        False, checks.boolean,
+        False,
+        checks.boolean,
         "after the run on train rows, fit a fresh model on train + validation rows for the epoch count kept",
     )
     shuffle_buffer: int = _key(
-        1024, checks.integer(1), "rows read and shuffled together, at least (the stream reads up to 64 chunks at a time)"
+        1024,
+        checks.integer(1),
+        "rows read and shuffled together, at least (the stream reads up to 64 chunks at a time)",
     )
     baseline: bool = _key(True, checks.boolean, "also fit the logistic-regression baseline on the same rows")
     robustness: bool = _key(
-        False, checks.boolean,
+        False,
+        checks.boolean,
         "also score every test clip re-made as each variant of batchgenre.audio.variants "
         "(8 and 16 kHz, stereo, MP3, quieter, louder, low-passed)",
         flag="--robustness",

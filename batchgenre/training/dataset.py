@@ -73,7 +73,10 @@ class Rows:
         return rows[order], files[order]
 
     def fit_rows(self, index: np.ndarray) -> np.ndarray:
-        """Source rows ``index``, their files' other windows and every copy of them, ascending: the rows a model is fit on."""
+        """The rows a model is fit on.
+
+        Source rows ``index``, their files' other windows and every copy of them, ascending.
+        """
         return np.union1d(self.file_rows(index)[0], self.copies[np.isin(self.copy_of, index)])
 
 
@@ -104,7 +107,7 @@ def select_rows(store: FeatureStore, *, genres: list[str] | str) -> Rows:
         # A file's first done window stands for it in splits; the others follow it (Rows.windows).
         candidates = np.flatnonzero(source)
         first = {}
-        for row, path in zip(candidates.tolist(), store.column("path")[candidates].tolist()):
+        for row, path in zip(candidates.tolist(), store.column("path")[candidates].tolist(), strict=True):
             first.setdefault(path, row)
         source = np.zeros_like(source)
         source[list(first.values())] = True
@@ -135,20 +138,26 @@ def select_rows(store: FeatureStore, *, genres: list[str] | str) -> Rows:
     copies, copy_of = _copies(store, index, done & copy & (mapped >= 0))
     windows, window_of = _copies(store, index, done & ~copy & ~source & (mapped >= 0))
     return Rows(
-        index=index, label=mapped[index], genres=wanted, copies=copies, copy_of=copy_of,
-        windows=windows, window_of=window_of,
+        index=index,
+        label=mapped[index],
+        genres=wanted,
+        copies=copies,
+        copy_of=copy_of,
+        windows=windows,
+        window_of=window_of,
     )
 
 
 def _copies(store: FeatureStore, sources: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Usable rows (copies, or other windows) whose file is among ``sources``, and the source row of each; found by path.
+    """Usable rows (copies, or other windows) whose file is among ``sources``, and the source row of each.
 
+    Found by path.
     Matched in a dict: NumPy 2.4's ``searchsorted`` on the store's StringDType paths misplaces strings
     longer than 15 bytes (``tests/test_dataset.py`` shows it).
     """
     if not usable.any():
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    source_of = dict(zip(store.column("path")[sources].tolist(), sources.tolist()))
+    source_of = dict(zip(store.column("path")[sources].tolist(), sources.tolist(), strict=True))
     candidates = np.flatnonzero(usable)
     found = np.array([source_of.get(p, -1) for p in store.column("path")[candidates].tolist()], dtype=np.int64)
     return candidates[found >= 0], found[found >= 0]
@@ -242,7 +251,9 @@ def final_split(rows: Rows, *, validation: float, seed: int) -> Split:
     try:
         train_rows, validation_rows = _hold_out(rows, rows.index, validation, seed=seed)
     except ValueError as error:
-        raise BatchgenreError(f"cannot hold out {validation:g} of {len(rows.index)} rows for validation: {error}") from None
+        raise BatchgenreError(
+            f"cannot hold out {validation:g} of {len(rows.index)} rows for validation: {error}"
+        ) from None
     return Split(np.sort(train_rows), np.sort(validation_rows), test=np.empty(0, dtype=rows.index.dtype))
 
 
@@ -350,7 +361,7 @@ def stream(
         # with op determinism on (backend.tensorflow), tf.data runs a map of Python code one call at a time.
         with ThreadPoolExecutor(max_workers=1) as reader:
             ahead = None
-            for window, seed in zip(windows, seeds):
+            for window, seed in zip(windows, seeds, strict=True):
                 read = reader.submit(read_window, window, seed)
                 if ahead is not None:
                     yield ahead.result()

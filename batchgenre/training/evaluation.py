@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from batchgenre.audio.variants import VARIANTS
 from batchgenre.training.config import Config, SplitConfig
 from batchgenre.training.dataset import Rows, Split
 from batchgenre.training.fit import Scored, Tested
 from batchgenre.training.robustness import ORIGINAL
-from batchgenre.audio.variants import VARIANTS
 
 
 class Mode(enum.StrEnum):
@@ -173,7 +173,7 @@ def per_genre(tested: list[Tested], *, genres: list[str]) -> dict[str, Any]:
     return {
         "per_genre": {
             g: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for g, p, r, f, s in zip(genres, precision, recall, f1, support)
+            for g, p, r, f, s in zip(genres, precision, recall, f1, support, strict=True)
         },
         # Rows: true genre; columns: predicted genre; both in "genres" order.
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),

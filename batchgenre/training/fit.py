@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from batchgenre.store import FeatureStore
 from batchgenre.training import backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
 from batchgenre.training.config import Config
 from batchgenre.training.dataset import Rows, Split, read_features, stream
 from batchgenre.training.robustness import VariantRows
-from batchgenre.store import FeatureStore
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,14 @@ def fit_classifier(store: FeatureStore, rows: Rows, split: Split, config: Config
     stopping = cfg.early_stopping_patience
     callbacks = []
     if stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True)
+        )
     history = model.fit(
         _stream(store, rows, train_rows, config, shuffle=True),
-        validation_data=_stream(store, rows, rows.file_rows(split.validation)[0], config) if len(split.validation) else None,
+        validation_data=_stream(store, rows, rows.file_rows(split.validation)[0], config)
+        if len(split.validation)
+        else None,
         epochs=cfg.epochs,
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles
@@ -154,8 +158,14 @@ def describe_baseline(config: Config) -> str:
 
 
 def score(
-    model, baseline, store: FeatureStore, index: np.ndarray, labels: np.ndarray, config: Config,
-    *, files: np.ndarray | None = None,
+    model,
+    baseline,
+    store: FeatureStore,
+    index: np.ndarray,
+    labels: np.ndarray,
+    config: Config,
+    *,
+    files: np.ndarray | None = None,
 ) -> Scored:
     """The model's and the baseline's predictions for rows ``index`` of ``store``, whose true labels are ``labels``.
 
@@ -182,7 +192,10 @@ def score(
 
 
 def _mean_by_file(probabilities: np.ndarray, file_at: np.ndarray, n_files: int) -> np.ndarray:
-    """Mean probabilities [shape=(n_files, genres)] of rows [shape=(n, genres)] whose file is ``file_at`` [shape=(n,)]."""
+    """Mean probabilities [shape=(n_files, genres)] of rows, by file.
+
+    The rows are [shape=(n, genres)]; the file of each is ``file_at`` [shape=(n,)].
+    """
     sums = np.zeros((n_files, probabilities.shape[1]))
     np.add.at(sums, file_at, probabilities)
     return sums / np.bincount(file_at, minlength=n_files)[:, None]

@@ -16,17 +16,15 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from batchgenre.training import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
-
 import keras  # noqa: E402
+import numpy as np
 from keras import ops  # noqa: E402
 
-from batchgenre.training.config import ModelConfig, TrainConfig  # noqa: E402
 from batchgenre.errors import BatchgenreError  # noqa: E402
-from batchgenre.store.artifact import ARTIFACT_FORMAT, METADATA_MEMBER, read_metadata  # noqa: E402
 from batchgenre.store import AUDIO_KEYS  # noqa: E402
+from batchgenre.store.artifact import ARTIFACT_FORMAT, METADATA_MEMBER, read_metadata  # noqa: E402
+from batchgenre.training import backend  # noqa: F401  (quiet, deterministic TensorFlow before Keras loads it)
+from batchgenre.training.config import ModelConfig, TrainConfig  # noqa: E402
 
 # log10 of values below this is taken as log10 of this: librosa's `amin` for decibels.
 LOG_FLOOR = 1e-10

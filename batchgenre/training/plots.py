@@ -60,7 +60,7 @@ def plot_curves(
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     faint = max(0.12, min(0.5, 2.0 / max(len(behind), 1)))
     fits = [(h, k, faint, None) for h, k in behind] + [(saved, kept, 1.0, f"{saved_label}, ")]
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for history, epoch, alpha, label in fits:
             epochs = np.arange(1, len(history[metric]) + 1)
             ax.plot(epochs, history[metric], color="C0", alpha=alpha, label=label and label + saved_rows)
@@ -129,7 +129,7 @@ def plot_features(
         (blocks["chroma_stft"], "chroma", "chromagram (chroma_stft)", None),
         (blocks["tonnetz"], "tonnetz", "tonal centroids (tonnetz)", None),
     ]
-    for ax, (values, y_axis, title, ylabel) in zip(axes, panels):
+    for ax, (values, y_axis, title, ylabel) in zip(axes, panels, strict=True):
         image = librosa.display.specshow(values, sr=sr, hop_length=HOP_LENGTH, x_axis="time", y_axis=y_axis, ax=ax)
         fig.colorbar(image, ax=ax, format="%+2.0f dB" if y_axis == "mel" else None)
         ax.set_title(title)

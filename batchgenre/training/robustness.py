@@ -15,10 +15,10 @@ import numpy as np
 
 from batchgenre.audio import load
 from batchgenre.audio.corpus import Clip
-from batchgenre.errors import BatchgenreError, describe
-from batchgenre.cluster.featurize import featurize
-from batchgenre.store import DONE, FeatureStore
 from batchgenre.audio.variants import VARIANTS, variant_path, write_variant
+from batchgenre.cluster.featurize import featurize
+from batchgenre.errors import BatchgenreError, describe
+from batchgenre.store import DONE, FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def featurize_variants(store: FeatureStore, index: np.ndarray, *, workdir: Path,
         featurize(audio, out=url, feature_set=attrs["feature_set"], clip=Clip(sr=clip.sr, duration=None), client=client)
     copies = FeatureStore.open(url)
     done = copies.column("status") == DONE
-    at = {str(p): i for i, p in zip(np.flatnonzero(done), copies.column("path")[done])}
+    at = {str(p): i for i, p in zip(np.flatnonzero(done), copies.column("path")[done], strict=True)}
     rows = {
         name: np.array([at.get(variant_path(Path(name, p), variant).as_posix(), -1) for p in paths], dtype=np.int64)
         for name, variant in VARIANTS.items()
@@ -84,7 +84,9 @@ def featurize_variants(store: FeatureStore, index: np.ndarray, *, workdir: Path,
 
 
 def write_variants(paths: list[str], *, root: Path, clip: Clip, out: Path) -> list[tuple[str, str]]:
-    """Decode each file's excerpt once and write every variant of it to ``out/<variant>/<path>.<codec>``; runs on a worker.
+    """Decode each file's excerpt once and write every variant of it to ``out/<variant>/<path>.<codec>``.
+
+    Runs on a worker.
 
     Returns (path, reason) of the files whose variants could not be written.
     """

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from batchgenre import __version__
+from batchgenre.store import AUDIO_KEYS, FeatureStore
 from batchgenre.training.config import Config, to_toml
 from batchgenre.training.dataset import Rows
 from batchgenre.training.evaluation import Mode
 from batchgenre.training.fit import Fit, Tested
 from batchgenre.training.robustness import ORIGINAL
-from batchgenre.store import AUDIO_KEYS, FeatureStore
 
 MODEL_FILE, METRICS_FILE, CONFIG_FILE = "model.keras", "metrics.json", "config.toml"
 CONFUSION_FILE, CURVES_FILE, ROBUSTNESS_FILE = "confusion.png", "training.png", "robustness.png"
@@ -173,7 +173,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
         figures = ", ".join(f"{w} {several[w][key]:.3f}" for w in ("model", "baseline") if w in several)
         lines += ["", f"on the genres of several groups ({', '.join(several['genres'])}): {figures}"]
     if several.get("single_group_genres"):
-        lines.append(f"  one group only, so never tested on an unheard one: {', '.join(several['single_group_genres'])}")
+        lines.append(
+            f"  one group only, so never tested on an unheard one: {', '.join(several['single_group_genres'])}"
+        )
     if "robustness" in metrics:
         lines += ["", _robustness_table(metrics["robustness"], mode)]
     return "\n".join(lines)

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchgenre.errors import BatchgenreError
+from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
+from batchgenre.store import FeatureStore
+from batchgenre.store.joined import JoinedStores, open_stores
 from batchgenre.training.config import Config, SplitConfig, check_feature_set
 from batchgenre.training.dataset import Rows, Split, cross_validation, final_split, select_rows, split_rows, with_groups
-from batchgenre.errors import BatchgenreError
 from batchgenre.training.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
-from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
 from batchgenre.training.fit import Tested, describe_baseline, fit_and_test, fit_classifier
-from batchgenre.store.joined import JoinedStores, open_stores
 from batchgenre.training.robustness import featurize_variants
 from batchgenre.training.run_outputs import run_facts, write_outputs
-from batchgenre.store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,9 @@ def _open_store(config: Config) -> FeatureStore | JoinedStores:
                     f'{url}: a folder, but not a feature store; to featurize it first, set [data] audio = "{url}"'
                 )
             how = f" --features {config.data.feature_set}" if config.data.feature_set and len(urls) == 1 else ""
-            raise BatchgenreError(f"{url}: no feature store there; make one with `batchgenre featurize AUDIO_FOLDER{how} --out {url}`")
+            raise BatchgenreError(
+                f"{url}: no feature store there; make one with `batchgenre featurize AUDIO_FOLDER{how} --out {url}`"
+            )
     store = open_stores(urls)
     made_with = store.attrs.get("feature_set")
     if config.data.feature_set and made_with != config.data.feature_set:
