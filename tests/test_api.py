@@ -106,6 +106,7 @@ def test_a_new_feature_set_is_one_module_and_one_registry_line(tmp_path):
 
     make_corpus(tmp_path / "corpus", per_genre=2, seconds=3)
     out = tmp_path / "centroid.zarr"
+    # Run from tmp_path: `python -m` puts the working directory first on sys.path, before PYTHONPATH.
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
     command = [sys.executable, "-m", "batchgenre.cli", "featurize", str(tmp_path / "corpus"), "--out", str(out)]
     result = subprocess.run(
@@ -113,6 +114,7 @@ def test_a_new_feature_set_is_one_module_and_one_registry_line(tmp_path):
         capture_output=True,
         text=True,
         env=env,
+        cwd=tmp_path,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -121,7 +123,9 @@ def test_a_new_feature_set_is_one_module_and_one_registry_line(tmp_path):
         "import batchgenre, sys; t = batchgenre.open_store(sys.argv[1]); "
         "print(batchgenre.__file__); print(t.iloc[:, -4:].to_json())"
     )
-    shown = subprocess.run([sys.executable, "-c", read, str(out)], capture_output=True, text=True, env=env, timeout=300)
+    shown = subprocess.run(
+        [sys.executable, "-c", read, str(out)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert shown.stdout.startswith(str(package)), shown.stdout + shown.stderr
     table = batchgenre.open_store(out)
     assert list(table.columns[-4:]) == [

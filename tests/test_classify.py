@@ -20,7 +20,7 @@ import pytest
 from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
 from batchgenre.classify.windows import DEFAULT_COUNT
 from batchgenre.demo import GENRES, make_corpus, synthesize
-from batchgenre.store.results import columns, restore
+from batchgenre.store.results import columns, read_results, restore
 from tests import synth
 from tests.conftest import run_cli
 
@@ -113,6 +113,13 @@ def test_classify_dir_writes_one_row_per_file_in_a_stable_order(tmp_path, model)
     assert all(r["windows"] == "1" for p, r in good.items() if not p.startswith("long/"))
     # A spreadsheet must see text, not a formula.
     assert all(not r["path"].startswith(("=", "+", "-", "@")) for r in rows)
+    # Each file as it was read, and the folder the paths are in, for what acts on the results later.
+    for p, row in by_path.items():
+        st = (root / p).stat()
+        assert (int(row["size"]), int(row["mtime_ns"])) == (st.st_size, st.st_mtime_ns), p
+    results = read_results(out)
+    assert results.root == root.resolve() and results.genres == list(GENRES)
+    assert [r["path"] for r in results.rows] == sorted(expected) and results.meta["model"] == str(model.resolve())
     assert {"'=HYPERLINK(evil).wav", "'-minus.mp3", "'@at.ogg"} <= {r["path"] for r in rows}
 
 

@@ -59,7 +59,7 @@ def internal_graph() -> dict[str, set[str]]:
 
 def folder(name: str) -> str | None:
     parts = name.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ALLOWED) else None
+    return parts[1] if len(parts) > 2 and parts[1] in ALLOWED or (len(parts) == 2 and parts[1] in ALLOWED) else None
 
 
 def test_each_folder_imports_only_the_folders_below_it():
@@ -118,7 +118,8 @@ def test_no_module_is_over_450_lines():
 
 
 def test_importing_every_module_outside_training_loads_no_tensorflow():
-    outside = [name for name in modules() if folder(name) != "training" and name not in ("batchgenre.demo",)]
+    skip = ("batchgenre.demo", "batchgenre.cli.__main__")  # the demo trains; __main__ runs the command line
+    outside = [n for n in modules() if folder(n) != "training" and n not in skip]
     code = (
         "import importlib, json, sys\n"
         f"for name in {outside!r}: importlib.import_module(name)\n"

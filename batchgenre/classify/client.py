@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.classify import serving
 from batchgenre.classify.windows import FileWindows, Windows, classify_block, file_windows
@@ -60,7 +61,15 @@ def result_row(
     A file whose top mean probability is below ``min_confidence`` gets the genre ``unknown``; its
     probabilities are kept.
     """
-    row = {"path": item.path, "windows": 0, "duration": None, "status": "failed", "error": item.error}
+    row = {
+        "path": item.path,
+        "windows": 0,
+        "duration": None,
+        "status": "failed",
+        "error": item.error,
+        "size": item.size,
+        "mtime_ns": item.mtime_ns,
+    }
     if probabilities is None:
         return {**row, "genre": "", "confidence": None, **{f"p_{g}": None for g in genres}}
     mean = probabilities.mean(axis=0, dtype=np.float64)
@@ -97,7 +106,7 @@ def classify_dir(
     from batchgenre.audio.corpus import discover, rows_per_chunk
     from batchgenre.cluster.connection import connect
     from batchgenre.cluster.runner import run_blocks
-    from batchgenre.store.results import ResultsTable
+    from batchgenre.store.results import ResultsTable, write_meta
 
     root = Path(root).resolve()
     if not root.is_dir():
@@ -110,6 +119,16 @@ def classify_dir(
     windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)
     table = ResultsTable(out, genres=genres)
+    write_meta(
+        out,
+        {
+            "root": str(root),
+            "model": str(Path(model_path or DEFAULT_MODEL).resolve()),
+            "feature_set": metadata["feature_set"],
+            "genres": genres,
+            "batchgenre": __version__,
+        },
+    )
     done = {p for p, r in table.rows.items() if r.get("status") == "classified" or not retry_failed}
     todo = [p for p in relpaths if p not in done]
     summary = Summary(out=Path(out), skipped=len(relpaths) - len(todo))

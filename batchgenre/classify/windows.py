@@ -6,6 +6,7 @@ uses; ``classify`` turns them into predictions in the client.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -87,12 +88,18 @@ class Windows:
 
 @dataclass
 class FileWindows:
-    """One file's window features [shape=(windows, D), dtype=float32], or why it has none."""
+    """One file's window features [shape=(windows, D), dtype=float32], or why it has none.
+
+    ``size`` and ``mtime_ns`` are the file's as it was read, so that what acts on the results later
+    (``batchgenre tag``) can tell a file that changed since.
+    """
 
     path: str
     features: np.ndarray | None
     duration: float | None = None
     error: str = ""
+    size: int | None = None
+    mtime_ns: int | None = None
 
 
 def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: Windows) -> FileWindows:
@@ -104,7 +111,10 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
     from batchgenre.audio import iter_spread_windows, iter_windows, probe_duration
 
     windows = windows.for_model(None)  # a length left open by a caller that knows no model: 30 s
+    stat = {}
     try:
+        st = os.stat(path)
+        stat = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         length = probe_duration(path)  # read once: the spread windows are placed by it, and the row reports it
         if windows.count is None:
             cut = iter_windows(
@@ -113,9 +123,9 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
         else:
             cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count, duration=length)
         features, error = window_features((y for _, y in cut), feature_set=feature_set, sr=sr)
-        return FileWindows(name, features, duration=length if features is not None else None, error=error)
+        return FileWindows(name, features, duration=length if features is not None else None, error=error, **stat)
     except Exception as error:  # one bad file never stops the block
-        return FileWindows(name, None, error=describe(error))
+        return FileWindows(name, None, error=describe(error), **stat)
 
 
 def window_features(cut: Iterable[np.ndarray], *, feature_set: str, sr: int) -> tuple[np.ndarray | None, str]:

@@ -12,12 +12,16 @@ import csv
 import itertools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from batchgenre.errors import BatchgenreError, shown
 
 FORMATS = (".csv", ".jsonl", ".parquet")
+# The file's size in bytes and modification time in ns as it was classified, last; tables written before
+# them still open (their files' stats unknown), so that `batchgenre tag` can tell a file that changed since.
+STAT_COLUMNS = ("size", "mtime_ns")
 # Characters that make a spreadsheet run a cell as a formula (OWASP's CSV injection list).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,6 +64,7 @@ class Schema:
             "duration": float,
             "status": str,
             "error": str,
+            **{name: int for name in STAT_COLUMNS},
         }
         self.columns = list(self.types)
 
@@ -201,19 +206,29 @@ class ResultsTable:
         if self.journal.stat().st_size == 0:
             return {}
         found, rows = self._journal_format.read(self.journal)
-        self._check_columns(found, self.journal)
+        older = self._check_columns(found, self.journal)
         typed = [self.schema.typed(r, where=self.journal) for r in rows]
+        if older:  # appends need the journal in today's columns: rewrite it, its stats unknown
+            tmp = self.journal.with_name(self.journal.name + ".tmp")
+            self._journal_format.write(tmp, typed)
+            os.replace(tmp, self.journal)
+            self._changed = True
         paths = [r["path"] for r in typed]
         # A killed run's appends are out of order (and a retried file is there twice): sorted again at the end.
         self._changed |= any(a >= b for a, b in itertools.pairwise(paths))
         return dict(zip(paths, typed, strict=True))
 
-    def _check_columns(self, found: list[str], where: Path) -> None:
-        if found != self.schema.columns:
-            raise BatchgenreError(
-                f"{where} holds results with other columns ({', '.join(found[:6])}...), from another model: "
-                "choose another --out"
-            )
+    def _check_columns(self, found: list[str], where: Path) -> bool:
+        """Refuse another model's results; True for this schema as batchgenre wrote it before the stat columns."""
+        if found == self.schema.columns:
+            return False
+        if found == self.schema.columns[: -len(STAT_COLUMNS)]:
+            return True
+        raise BatchgenreError(
+            f"{where} holds results with other columns ({', '.join(found[:6])}...), from another model or an "
+            "older batchgenre: "
+            "choose another --out"
+        )
 
     def add(self, row: dict[str, Any]) -> None:
         """Record one file's result and make it durable before returning."""
@@ -236,6 +251,65 @@ class ResultsTable:
         os.replace(tmp, self.out)
         if self.journal != self.out:
             self.journal.unlink(missing_ok=True)
+
+
+def meta_path(out: Path) -> Path:
+    """The JSON file beside a results table that says what made it: ``results.csv.meta.json``."""
+    out = Path(out)
+    return out.with_name(out.name + ".meta.json")
+
+
+def write_meta(out: Path, meta: dict[str, Any]) -> None:
+    """Record beside ``out``, atomically, what made it: ``root`` (the folder its paths are relative to), the model."""
+    path = meta_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Results:
+    """A finished results table read back: rows (typed, sorted by path), genres, and what ``write_meta`` recorded."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    genres: list[str]
+    meta: dict[str, Any]
+
+    @property
+    def root(self) -> Path:
+        """The folder the rows' paths are relative to, as classify-dir recorded it."""
+        if "root" not in self.meta:
+            raise BatchgenreError(
+                f"{self.path}: no {meta_path(self.path).name} beside it says which folder its paths are in; "
+                "classify the folder again with this batchgenre, or pass --root"
+            )
+        return Path(self.meta["root"])
+
+
+def read_results(path: Path) -> Results:
+    """The results table at ``path`` (CSV, JSONL or Parquet, as classify-dir wrote it), with its meta file if any."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise BatchgenreError(f"{path}: results are a .csv, .jsonl or .parquet file written by classify-dir")
+    if not path.is_file():
+        raise BatchgenreError(
+            f"{path}: no such results file; make one with `batchgenre classify-dir FOLDER --out {path}`"
+        )
+    try:
+        found, rows = _FORMAT_OF[suffix](Schema([])).read(path)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise BatchgenreError(f"{path}: cannot read it as results ({error})") from None
+    genres = [c[2:] for c in found if c.startswith("p_")]
+    schema = Schema(genres)
+    if found not in (schema.columns, schema.columns[: -len(STAT_COLUMNS)]):
+        raise BatchgenreError(f"{path}: not a classify-dir results table (its columns are {', '.join(found[:8])}...)")
+    meta_file = meta_path(path)
+    meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    typed = sorted((schema.typed(r, where=path) for r in rows), key=lambda r: r["path"])
+    return Results(path, typed, genres, meta)
 
 
 def _drop_torn_tail(path: Path) -> bool:
