@@ -50,11 +50,13 @@ def featurize(
     retry_failed: bool = False,
     file_timeout: float | None = None,
     memory_cap: int | None = None,
+    labels: str | os.PathLike | None = None,
+    min_files: int = 10,
 ) -> FeaturizeSummary:
     """Compute a feature vector for every audio file under ``folder`` into a zarr store, in parallel on Dask.
 
     Resumes what the store at ``out`` already holds: finished blocks are skipped, new files appended.
-    Files directly in genre folders (``folder/rock/x.wav``) are labelled by them.
+    Files directly in genre folders (``folder/rock/x.wav``) are labelled by them, unless ``labels`` says otherwise.
 
     Parameters
     ----------
@@ -82,6 +84,11 @@ def featurize(
         Seconds one file may take before it fails alone (default 300).
     memory_cap : int, optional
         Bytes one file's decoding helper may use before that file fails alone (default 1 GiB).
+    labels : {None, "tags"} or path, optional
+        Where the genre labels come from: None, genre folders; ``"tags"``, each file's genre tag (and its
+        artist tag, stored as its group for train's splits); a CSV path, its ``path,genre[,group]`` rows.
+    min_files : int
+        With ``labels``, genres of fewer files are left unlabelled.
 
     Returns
     -------
@@ -95,6 +102,11 @@ def featurize(
 
     feature_set = feature_set or DEFAULT_FEATURE_SET
     get_feature_set(feature_set)  # refuse an unknown name before starting a cluster
+    labeller = None
+    if labels is not None:
+        from batchgenre.library.labels import labeller_for
+
+        labeller = labeller_for(labels, min_files=min_files)
     return run(
         Path(folder).expanduser(),
         out=os.fspath(out),
@@ -107,6 +119,7 @@ def featurize(
         file_timeout=DEFAULT_FILE_TIMEOUT if file_timeout is None else file_timeout,
         memory_cap=DEFAULT_MEMORY_CAP if memory_cap is None else memory_cap,
         augment=augment,
+        labeller=labeller,
     )
 
 

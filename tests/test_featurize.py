@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from batchgenre.audio.corpus import Clip, discover
-from batchgenre.cluster.featurize import featurize_block, select
+from batchgenre.cluster.featurize import featurize_block
+from batchgenre.cluster.plan import select
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import get_feature_set
 from batchgenre.features.reference import tutorial_feature
@@ -157,12 +158,13 @@ def test_bad_files_fail_alone_and_the_run_goes_on(tmp_path):
 def test_a_file_deleted_during_the_run_gets_a_failed_row(tmp_path):
     corpus = make_corpus(tmp_path / "corpus", per_genre=1, seconds=1)
     out = str(tmp_path / "f.zarr")
-    from batchgenre.cluster.featurize import _plan, store_attrs
+    from batchgenre.cluster.featurize import store_attrs
+    from batchgenre.cluster.plan import plan
 
     attrs = store_attrs(feature_set_name="tutorial", clip=Clip(), root=corpus)
     store = FeatureStore.create(out, attrs=attrs, n_features=498, rows_per_chunk=4)
     relpaths, genres = select(corpus, discover(corpus), None)
-    _plan(store, relpaths, genres, corpus, augment=0)
+    plan(store, relpaths, genres, corpus, augment=0)
     (corpus / relpaths[1]).unlink()
     assert featurize_block(out, 0, str(corpus), "tutorial", Clip(), retry_failed=False, file_timeout=60) == 3
     rows = store_rows(out)

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.cluster.featurize import Clip, _plan, discover, select, store_attrs
+from batchgenre.audio.corpus import Clip, discover
+from batchgenre.cluster.featurize import store_attrs
+from batchgenre.cluster.plan import plan, select
 from batchgenre.errors import BatchgenreError
 from batchgenre.store import DONE, PENDING, FeatureStore, writer_lock
 from tests import synth
@@ -200,7 +202,7 @@ def test_a_block_killed_mid_write_reads_as_not_done_and_a_resume_completes_it(tm
     assert run_cli("featurize", corpus, "--out", whole, "--workers", "1", "--features", "fast").returncode == 0
     attrs = store_attrs(feature_set_name="fast", clip=Clip(), root=corpus)
     store = FeatureStore.create(str(torn), attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=4)
-    _plan(store, *select(corpus, discover(corpus), None), corpus, augment=0)
+    plan(store, *select(corpus, discover(corpus), None), corpus, augment=0)
 
     mark = tmp_path / "half-written"
     writer = subprocess.Popen(

@@ -56,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
         f"(robust{JOIN}musicnn) (default {DEFAULT_FEATURE_SET})",
     )
     p.add_argument("--genres", type=genre_list, help="comma-separated genre folders to include (default all)")
+    p.add_argument(
+        "--labels",
+        metavar="tags|FILE.csv",
+        help="label files by their genre tags (and group them by artist tag), or by a CSV of path,genre[,group] "
+        "(default: genre folders)",
+    )
+    p.add_argument(
+        "--min-files",
+        type=whole_number(1),
+        default=10,
+        metavar="N",
+        help="with --labels, leave genres of fewer than N files unlabelled (default 10)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="compute files that failed before again")
     p.add_argument(
         "--augment",

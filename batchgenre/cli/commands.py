@@ -51,6 +51,8 @@ def run_featurize(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         file_timeout=args.file_timeout,
         memory_cap=args.memory_cap,
+        labels=args.labels,
+        min_files=args.min_files,
     )
     print_failures(summary.failed, where="the store's error column")
     print_lost_workers(summary.lost_workers)

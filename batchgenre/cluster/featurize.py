@@ -1,9 +1,10 @@
-"""Featurize a corpus into the store: label its files, plan their rows into blocks, run the blocks, report failures."""
+"""Featurize a corpus into the store: plan its rows into blocks (``plan``), run the blocks, report failures."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,16 +12,17 @@ import numpy as np
 
 from batchgenre import __version__
 from batchgenre.audio.corpus import Clip, discover, rows_per_chunk
+from batchgenre.cluster.plan import FileLabels, blocks_to_run, check_labels, plan, say_if_genres_are_ignored, select
 from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError, describe
 from batchgenre.features import DEFAULT_FEATURE_SET, get_feature_set
 from batchgenre.store import (
     DONE,
     FAILED,
+    FOLDER_LABELS,
     MAX_WINDOWS,
     BlockRows,
     FeatureStore,
-    file_stats,
     rows_to_compute,
     writer_lock,
 )
@@ -41,49 +43,7 @@ class Summary:
     lost_workers: list[str] = field(default_factory=list)
 
 
-def genre_of(relpath: str) -> str | None:
-    """The genre folder of a file in GTZAN's layout (root/genre/file), None for any other depth."""
-    parts = relpath.split("/")
-    return parts[0] if len(parts) == 2 else None
-
-
-def select(root: Path, relpaths: list[str], genres: list[str] | None) -> tuple[list[str], list[str | None]]:
-    """Keep the files to featurize and give each its genre, or None when the corpus is unlabelled.
-
-    A corpus is labelled when every file sits in a genre folder directly under ``root``.
-    """
-    folder_genres = [genre_of(p) for p in relpaths]
-    outside = [p for p, g in zip(relpaths, folder_genres, strict=True) if g is None]
-    labelled = not outside
-    if outside and len(outside) < len(relpaths):
-        # Half a genre layout is most likely a stray file; say so rather than drop every label in silence.
-        log.warning(
-            "%d of %d files are not in a genre folder directly under %s (like %r), so no file is labelled "
-            "by its folder; to label them, move those files into a genre folder (or out) "
-            "and featurize into a new --out",
-            len(outside),
-            len(relpaths),
-            root,
-            outside[0],
-        )
-    if genres is None:
-        return relpaths, folder_genres if labelled else [None] * len(relpaths)
-    if not labelled:
-        raise BatchgenreError(
-            f"{root}: --genres needs every file in a genre folder directly under it (like gtzan/rock/x.wav), "
-            f"but {len(outside)} are not, like {outside[0]!r}"
-        )
-    available = sorted(set(folder_genres))
-    unknown = [g for g in genres if g not in available]
-    if unknown:
-        raise BatchgenreError(
-            f"unknown genre {unknown[0]!r}: the genre folders under {root} are {', '.join(available)}"
-        )
-    keep = [i for i, g in enumerate(folder_genres) if g in genres]
-    return [relpaths[i] for i in keep], [folder_genres[i] for i in keep]
-
-
-def store_attrs(*, feature_set_name: str, clip: Clip, root: Path) -> dict:
+def store_attrs(*, feature_set_name: str, clip: Clip, root: Path, labels: str = FOLDER_LABELS) -> dict:
     """Group attributes that make a store usable without the command line that made it."""
     import librosa
 
@@ -101,6 +61,7 @@ def store_attrs(*, feature_set_name: str, clip: Clip, root: Path) -> dict:
         "window": clip.window,
         "root": str(root),
         "genres": [],
+        "labels": labels,
         "versions": {"batchgenre": __version__, "librosa": librosa.__version__, "numpy": np.__version__},
     }
 
@@ -118,6 +79,7 @@ def featurize(
     file_timeout: float = DEFAULT_FILE_TIMEOUT,
     memory_cap: int = DEFAULT_MEMORY_CAP,
     augment: int = 0,
+    labeller: Callable[[Path, list[str]], FileLabels] | None = None,
     client=None,
 ) -> Summary:
     """Featurize every audio file under ``root`` into the store at ``out``, resuming what is there.
@@ -125,6 +87,9 @@ def featurize(
     With ``augment`` k, each labelled file also gets k rows made from altered copies of it
     (``variants.augmentation``), marked in the store's ``augment`` column. With ``clip.window``,
     each file (and copy) gets one row per window of its excerpt (``Clip.windows``).
+
+    ``labeller`` labels the files (from their tags, say: ``library.labels``) in place of their genre folders;
+    it is given ``root`` and the files' paths under it, before any cluster starts.
 
     Runs on ``client`` when given (a ``distributed.Client``), else on a cluster made from ``workers``/``scheduler``.
     """
@@ -135,10 +100,15 @@ def featurize(
         raise BatchgenreError(f"{root}: no such folder")
     _check_window(clip)
     _check_long_enough(clip, get_feature_set(feature_set))
-    relpaths, file_genres = select(root, discover(root), genres)
+    if labeller is not None and genres is not None:
+        raise BatchgenreError("--genres picks genre folders; with --labels there are none to pick: leave one out")
+    relpaths = discover(root)
     if not relpaths:
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
-    attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root)
+    labels = labeller(root, relpaths) if labeller is not None else None
+    relpaths, file_genres = select(root, relpaths, genres) if labels is None else (relpaths, labels.genres)
+    source = labels.source if labels is not None else FOLDER_LABELS
+    attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root, labels=source)
     # Workers on another machine (``scheduler``) would resolve a relative path in their own folder.
     url = out if "://" in out else str(Path(out).expanduser().absolute())
     lost, workers_lost = [], []
@@ -150,10 +120,11 @@ def featurize(
                 raise BatchgenreError(
                     f"{out} holds files from {store.attrs.get('root')}, not {root}: choose another --out"
                 )
-            _say_if_genres_are_ignored(store, genres)
+            check_labels(store, source)
+            say_if_genres_are_ignored(store, genres)
             # Planned before any cluster starts, so a run with nothing left to do starts none.
-            vanished = _plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows)
-            todo = _blocks_to_run(store, retry_failed)
+            vanished = plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows, labels=labels)
+            todo = blocks_to_run(store, retry_failed)
         if store is None or todo:
             with (
                 contextlib.nullcontext(client)
@@ -167,8 +138,10 @@ def featurize(
                     store = FeatureStore.create(
                         url, attrs=attrs, n_features=len(attrs["feature_names"]), rows_per_chunk=chunk
                     )
-                    vanished = _plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows)
-                    todo = _blocks_to_run(store, retry_failed)
+                    vanished = plan(
+                        store, relpaths, file_genres, root, augment=augment, windows=clip.windows, labels=labels
+                    )
+                    todo = blocks_to_run(store, retry_failed)
                 lost, workers_lost = _run_blocks(
                     client,
                     store,
@@ -237,79 +210,6 @@ def _row_part(window: float | None, copy: int, j: int) -> str:
     """What a row is of its file, for a failure's line: an altered copy, a window, both or neither."""
     parts = ([f"altered copy {copy}"] if copy else []) + ([f"window {j} at {j * window:g} s"] if window else [])
     return f" ({', '.join(parts)})" if parts else ""
-
-
-def _say_if_genres_are_ignored(store: FeatureStore, genres: list[str] | None) -> None:
-    """``--genres`` picks the files to add; it cannot take rows out of a store that already holds other genres."""
-    others = sorted(set(store.genres) - set(genres or store.genres))
-    if others:
-        log.warning(
-            "--genres %s adds only those genres' files; %s already holds %s too, and keeps them "
-            "(train reads the genres its config names: [data] genres)",
-            ",".join(genres),
-            store.url,
-            ", ".join(others),
-        )
-
-
-def _plan(
-    store: FeatureStore,
-    relpaths: list[str],
-    file_genres: list[str | None],
-    root: Path,
-    *,
-    augment: int,
-    windows: int = 1,
-) -> list[str]:
-    """Add rows for files (altered copies, windows) the store lacks, redo replaced ones.
-
-    Returns the files gone from ``root``.
-    """
-    # Rows without a path are what a killed plan left; plan_rows fills them first.
-    paths = store.column("path")
-    known = {
-        (p, k, j)
-        for p, k, j in zip(paths.tolist(), *(store.column(n).tolist() for n in ("augment", "window")), strict=True)
-        if p
-    }
-    new = [
-        (p, g, k, j)
-        for p, g in zip(relpaths, file_genres, strict=True)
-        for k in range(1 + (augment if g is not None else 0))
-        for j in range(windows)  # a file's windows side by side: row i*windows + j of a new store
-        if (p, k, j) not in known
-    ]
-    if new:
-        store.add_genres(sorted({g for _, g, _, _ in new if g is not None}))
-        index = {g: i for i, g in enumerate(store.genres)}
-        new_paths, genres, copies, js = zip(*new, strict=True)
-        store.plan_rows(list(new_paths), [index[g] if g is not None else -1 for g in genres], list(copies), list(js))
-        if known:
-            log.info("%d new rows since the store was last written", len(new))
-        paths = store.column("path")
-    replaced = store.note_replaced_files(file_stats(root, paths.tolist()))
-    if len(replaced):
-        log.info("%d files were replaced since they were featurized; computing them again", len(set(paths[replaced])))
-    present = set(relpaths)
-    vanished = sorted({p for p, _, _ in known if p and p not in present and not (root / p).exists()})
-    if vanished:
-        log.warning("%d files in the store no longer exist under %s; their rows are kept", len(vanished), root)
-    return vanished
-
-
-def _blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
-    """Blocks with rows left to compute, and how many files (or altered copies) each will decode for them."""
-    wanted = rows_to_compute(store.column("status"), retry_failed=retry_failed)
-    if not wanted.any():  # a rerun with nothing left reads no more of a large store
-        return {}
-    paths = store.column("path")
-    redo = np.flatnonzero(wanted & (paths != ""))
-    files = {
-        (int(i // store.rows_per_chunk), p, k)
-        for i, p, k in zip(redo, paths[redo], store.column("augment")[redo], strict=True)
-    }
-    counts = np.bincount([block for block, _, _ in files], minlength=store.n_blocks)
-    return {int(k): int(n) for k, n in enumerate(counts) if n}
 
 
 def _run_blocks(

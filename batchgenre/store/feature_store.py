@@ -11,6 +11,7 @@ Layout (N rows, D features, B rows per chunk; every array is chunked by B rows):
     error     str     [N]      the reason a row failed, "" otherwise
     size      int64   [N]      the file's size in bytes when its row was planned, -1 unknown
     mtime_ns  int64   [N]      the file's modification time (ns) then, -1 unknown
+    group     str     [N]      the file's artist (its group for honest splits), "" when unknown
 
 With ``attrs["window"]`` S (featurize --window), each file has ``duration // S`` rows, window j
 covering ``[offset + j*S, offset + (j+1)*S)``, planned together so a block holds its files' windows; without
@@ -22,6 +23,11 @@ rows whose file was replaced back to PENDING, before any task runs; the task of 
 3.1.3 and later write a local chunk to a temporary file and rename it; an object store's PUT is atomic), so a
 block whose status chunk still says PENDING is simply redone. Stores made before ``size`` and ``mtime_ns``
 existed get them on their next featurize (see ``FeatureStore.note_replaced_files``).
+
+``attrs["labels"]`` says where labels and groups came from: ``"folders"`` (genre folders, no groups; a store
+made before the attribute), ``"tags"`` (the files' genre and artist tags) or ``"csv:<file>"``. Labels and groups
+are the client's to write, like ``path``: a run with labels from tags or a CSV writes them for every row, so a
+retagged file is relabelled without being computed again. A store made before ``group`` reads it as all "".
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
 MAX_AUGMENT = int(np.iinfo(np.uint8).max)  # altered copies a file can have: the augment column is uint8
 STAT_ARRAYS = ("size", "mtime_ns")  # not in ROW_ARRAYS: older stores lack them and must still open
+GROUP = "group"  # not in ROW_ARRAYS either: made on a store's first plan after it existed
+FOLDER_LABELS = "folders"  # attrs["labels"] of a store labelled by genre folders, or made before the attribute
 UNKNOWN_STAT = -1
 MAX_WINDOWS = int(np.iinfo(np.uint16).max)  # windows a file can have: the window column is uint16
 # Attributes that decide what a feature vector means: a rerun must agree on all of them.
@@ -87,6 +95,7 @@ class FeatureStore:
         group.create_array("window", shape=(0,), chunks=(b,), dtype="uint16", fill_value=0)
         group.create_array("status", shape=(0,), chunks=(b,), dtype="uint8", fill_value=PENDING)
         group.create_array("error", shape=(0,), chunks=(b,), dtype=str)
+        group.create_array(GROUP, shape=(0,), chunks=(b,), dtype=str)
         group.attrs.update({**attrs, "store_format": STORE_FORMAT, "rows_per_chunk": b})
         store = cls(group, url)
         store._add_stat_arrays()
@@ -139,10 +148,16 @@ class FeatureStore:
     def genres(self) -> list[str]:
         return list(self.group.attrs.get("genres", []))
 
+    @property
+    def labels(self) -> str:
+        """Where the labels and groups came from: "folders", "tags" or "csv:<file>"."""
+        return self.group.attrs.get("labels", FOLDER_LABELS)
+
     def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Rows [start, stop) of one array; a store older than the ``window`` array reads as all window 0."""
-        if name == "window" and name not in self.group:
-            return np.zeros(len(range(*slice(start, stop).indices(self.n_rows))), dtype=np.uint16)
+        """Rows [start, stop) of one array; a store older than the ``window`` (``group``) array reads as all 0 ("")."""
+        if name in ("window", GROUP) and name not in self.group:
+            n = len(range(*slice(start, stop).indices(self.n_rows)))
+            return np.zeros(n, dtype=np.uint16) if name == "window" else np.full(n, "", dtype=np.dtypes.StringDType())
         return self.group[name][start:stop]
 
     def block_bounds(self, block: int) -> tuple[int, int]:
@@ -166,9 +181,14 @@ class FeatureStore:
     # -- writing ----------------------------------------------------------------------------
 
     def plan_rows(
-        self, paths: list[str], labels: list[int], augment: list[int] | None = None, windows: list[int] | None = None
+        self,
+        paths: list[str],
+        labels: list[int],
+        augment: list[int] | None = None,
+        windows: list[int] | None = None,
+        groups: list[str] | None = None,
     ) -> None:
-        """Plan new rows (client only, before their tasks run): write path, label, augment and window.
+        """Plan new rows (client only, before their tasks run): write path, label, augment, window and group.
 
         A plan killed between growing the arrays and writing their paths leaves rows with an
         empty path; they are filled first, and the arrays grow only for the rest. Their file
@@ -176,12 +196,14 @@ class FeatureStore:
         """
         augment = augment if augment is not None else [0] * len(paths)
         windows = windows if windows is not None else [0] * len(paths)
+        groups = groups if groups is not None else [""] * len(paths)
+        self._add_group_array()
         free = np.flatnonzero(self.column("path") == "")
         rows = np.concatenate(
             [free[: len(paths)], np.arange(self.n_rows, self.n_rows + max(0, len(paths) - len(free)))]
         )
         stop = max(self.n_rows, int(rows.max()) + 1) if len(rows) else self.n_rows
-        for name in ROW_ARRAYS + ("window",) + STAT_ARRAYS:
+        for name in ROW_ARRAYS + ("window", GROUP) + STAT_ARRAYS:
             if (
                 name not in self.group
             ):  # a store older than these columns: no window, and note_replaced_files adds stats
@@ -191,7 +213,10 @@ class FeatureStore:
             if name in STAT_ARRAYS:
                 array.set_coordinate_selection(rows, UNKNOWN_STAT)  # a free row may hold a killed plan's stat
         columns = [("label", labels, "int16"), ("augment", augment, "uint8"), ("window", windows, "uint16")]
-        for name, values, dtype in columns + [("path", paths, str)]:  # path last: it marks the row planned
+        for name, values, dtype in columns + [
+            (GROUP, groups, str),
+            ("path", paths, str),
+        ]:  # path last: it marks the row planned
             if name not in self.group:
                 continue
             self.group[name].set_coordinate_selection(rows, np.asarray(values, dtype=object).astype(dtype))
@@ -227,6 +252,23 @@ class FeatureStore:
             for i, name in enumerate(STAT_ARRAYS):
                 self.group[name].set_coordinate_selection(update, stats[update, i])
         return replaced
+
+    def relabel(self, labels: np.ndarray, groups: np.ndarray) -> int:
+        """Write the label and group of every row (client only, before tasks run); returns how many rows changed.
+
+        labels [shape=(N,), dtype=int16] index ``genres`` (-1 unlabelled); groups [shape=(N,), str].
+        """
+        self._add_group_array()
+        changed = np.flatnonzero((self.column("label") != labels) | (self.column(GROUP) != groups))
+        if len(changed):
+            self.group["label"].set_coordinate_selection(changed, labels[changed].astype("int16"))
+            self.group[GROUP].set_coordinate_selection(changed, np.asarray(groups[changed], dtype=str))
+        return len(changed)
+
+    def _add_group_array(self) -> None:
+        """Give a store made before ``group`` that array, all "" (no artist known)."""
+        if GROUP not in self.group:
+            self.group.create_array(GROUP, shape=(self.n_rows,), chunks=(self.rows_per_chunk,), dtype=str)
 
     def _add_stat_arrays(self) -> None:
         """Give a store made before ``size`` and ``mtime_ns`` those arrays, all unknown."""

@@ -18,8 +18,8 @@ class JoinedStores:
     """Stores of the same rows side by side: row i is row i of each, its features each store's end to end.
 
     Read as train reads a :class:`FeatureStore` (``url``, ``attrs``, ``genres``, ``rows_per_chunk``,
-    ``n_rows``, ``window``, ``column`` and ``group["features"]``), so the splits and the stream need nothing of
-    their own. The feature set is the stores' sets joined (``robust+musicnn``), with each part's
+    ``n_rows``, ``window``, ``labels``, ``column`` and ``group["features"]``), so the splits and the stream need
+    nothing of their own. The feature set is the stores' sets joined (``robust+musicnn``), with each part's
     parameters and value names as :func:`features.get_feature_set` gives them for that name; a row
     is done only where every store has it done. Chunks are the first store's.
     """
@@ -50,6 +50,10 @@ class JoinedStores:
     @property
     def window(self) -> float | None:
         return self.stores[0].window
+
+    @property
+    def labels(self) -> str:
+        return self.stores[0].labels
 
     def column(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows [start, stop) of one array: the first store's, but ``status`` (done where every store's is, failed

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre.errors import BatchgenreError
-from batchgenre.store import DONE, FeatureStore
+from batchgenre.store import DONE, GROUP, FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class Rows:
     copies [shape=(m,), dtype=int64]: store row numbers of augmented copies (any window), ascending.
     copy_of [shape=(m,), dtype=int64]: the source row of each copy.
     group [shape=(n,), dtype=int64] or None: each source row's group (an artist, say; see
-        ``with_groups``); splits then keep every group on one side.
+        ``with_groups`` and ``with_store_groups``); splits then keep every group on one side.
+    group_source: where the groups came from (a CSV's path, "store artist tags"), "" without groups.
     windows [shape=(w,), dtype=int64]: store row numbers of the source files' other windows, ascending.
     window_of [shape=(w,), dtype=int64]: the source row of each of them.
     """
@@ -46,6 +47,7 @@ class Rows:
     copies: np.ndarray
     copy_of: np.ndarray
     group: np.ndarray | None = None
+    group_source: str = ""
     windows: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
     window_of: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
@@ -197,7 +199,25 @@ def with_groups(rows: Rows, store: FeatureStore, metadata: str | Path) -> Rows:
         )
     names = sorted({groups[str(p)] for p in paths})
     group = np.searchsorted(names, [groups[str(p)] for p in paths]).astype(np.int64)
-    return dataclasses.replace(rows, group=group)
+    return dataclasses.replace(rows, group=group, group_source=str(metadata))
+
+
+def with_store_groups(rows: Rows, store: FeatureStore) -> Rows:
+    """``rows`` grouped by the store's ``group`` column (the artists featurize read from tags or a CSV).
+
+    Unchanged when no row of the run has a group. A file whose artist is unknown is a group of its
+    own: nothing says it shares an artist with any other.
+    """
+    names = store.column(GROUP)[rows.index].astype(object)
+    if not (names != "").any():
+        return rows
+    unknown = names == ""
+    if unknown.any():
+        log.info("%d of %d files have no artist; each is a group of its own", int(unknown.sum()), len(names))
+        names[unknown] = ["\x00" + str(p) for p in store.column("path")[rows.index[unknown]]]
+    _, group = np.unique(names.astype(str), return_inverse=True)
+    source = "store artist tags" if store.labels == "tags" else f"store groups ({store.labels})"
+    return dataclasses.replace(rows, group=group.astype(np.int64), group_source=source)
 
 
 def _relative(path: str, root: Path) -> str:

@@ -32,15 +32,24 @@ class Mode(enum.StrEnum):
 
 
 def accuracy_metrics(
-    mode: Mode, tested: list[Tested], *, splits: list[Split], saved_split: Split, config: Config, baseline: str
+    mode: Mode,
+    tested: list[Tested],
+    *,
+    splits: list[Split],
+    saved_split: Split,
+    config: Config,
+    baseline: str,
+    grouped: bool,
 ) -> dict[str, Any]:
     """Test accuracy of the model and of the ``baseline`` (its description), with intervals, and the split sizes.
+
+    ``grouped``: the splits kept groups (artists) whole.
 
     ``tested`` holds one result per split of ``splits`` (folds), or the one split's result.
     """
     if mode is Mode.FOLDS:
-        return _folds_metrics(tested, splits, saved_split, config, baseline=baseline)
-    return _split_metrics(tested[0], saved_split, grouped=bool(config.split.groups), baseline=baseline)
+        return _folds_metrics(tested, splits, saved_split, config, baseline=baseline, grouped=grouped)
+    return _split_metrics(tested[0], saved_split, grouped=grouped, baseline=baseline)
 
 
 def several_groups_metrics(mode: Mode, tested: list[Tested], *, rows: Rows, splits: list[Split]) -> dict[str, Any]:
@@ -181,13 +190,13 @@ def per_genre(tested: list[Tested], *, genres: list[str]) -> dict[str, Any]:
 
 
 def _folds_metrics(
-    tested: list[Tested], splits: list[Split], saved_split: Split, config: Config, *, baseline: str
+    tested: list[Tested], splits: list[Split], saved_split: Split, config: Config, *, baseline: str, grouped: bool
 ) -> dict[str, Any]:
     share = held_out_share(splits)
     metrics: dict[str, Any] = {
         "mode": Mode.FOLDS.value,
         "evaluation": (
-            f"stratified {'group ' if config.split.groups else ''}{config.split.folds}-fold cross-validation "
+            f"stratified {'group ' if grouped else ''}{config.split.folds}-fold cross-validation "
             f"x {config.split.repeats} repeats"
         ),
         **fold_summary("accuracy", [t.accuracy for t in tested], share),

@@ -42,7 +42,7 @@ def run_facts(
         "genres": rows.genres,
         "rows": len(rows.index),
         **(
-            {"groups": {"metadata": config.split.groups, "count": len(np.unique(rows.group))}}
+            {"groups": {"metadata": rows.group_source, "count": len(np.unique(rows.group))}}
             if rows.group is not None
             else {}
         ),

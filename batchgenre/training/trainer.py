@@ -19,7 +19,16 @@ from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
 from batchgenre.store import FeatureStore
 from batchgenre.store.joined import JoinedStores, open_stores
 from batchgenre.training.config import Config, SplitConfig, check_feature_set
-from batchgenre.training.dataset import Rows, Split, cross_validation, final_split, select_rows, split_rows, with_groups
+from batchgenre.training.dataset import (
+    Rows,
+    Split,
+    cross_validation,
+    final_split,
+    select_rows,
+    split_rows,
+    with_groups,
+    with_store_groups,
+)
 from batchgenre.training.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
 from batchgenre.training.fit import Tested, describe_baseline, fit_and_test, fit_classifier
 from batchgenre.training.robustness import featurize_variants
@@ -64,8 +73,8 @@ def train(config: Config, *, force: bool = False) -> Report:
     if len(rows.genres) < 2:
         raise BatchgenreError(f"{config.source}: [data] genres must name at least two genres, got {rows.genres}")
     cfg = config.split
-    if cfg.groups:
-        rows = with_groups(rows, store, cfg.groups)
+    # A CSV named by [split] groups wins; else the artists featurize stored (from tags or its CSV), if any.
+    rows = with_groups(rows, store, cfg.groups) if cfg.groups else with_store_groups(rows, store)
     mode = Mode.of(cfg)
     splits, saved_split = plan_splits(rows, cfg)
 
@@ -87,7 +96,15 @@ def train(config: Config, *, force: bool = False) -> Report:
             saved, result = fit_and_test(store, rows, saved_split, config, variants=variants)
             tested = [result]
     baseline = describe_baseline(config)
-    metrics = accuracy_metrics(mode, tested, splits=splits, saved_split=saved_split, config=config, baseline=baseline)
+    metrics = accuracy_metrics(
+        mode,
+        tested,
+        splits=splits,
+        saved_split=saved_split,
+        config=config,
+        baseline=baseline,
+        grouped=rows.group is not None,
+    )
     if variants is not None:
         _warn_of_unscored_variants(tested)
         metrics["robustness"] = robustness_metrics(mode, tested, splits=splits)
