@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from batchgenre.training.trainer import Report
 
 __version__ = "0.1.0"
-__all__ = ["classify_dir", "featurize", "load_model", "open_store", "train"]
+__all__ = ["classify_dir", "classify_store", "featurize", "load_model", "open_store", "train"]
 
 PathLike = str | os.PathLike
 
@@ -257,5 +257,46 @@ def classify_dir(
         retry_failed=retry_failed,
         file_timeout=DEFAULT_FILE_TIMEOUT if file_timeout is None else file_timeout,
         memory_cap=DEFAULT_MEMORY_CAP if memory_cap is None else memory_cap,
+        min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+    )
+
+
+def classify_store(
+    store: PathLike | list[PathLike],
+    *,
+    out: PathLike = "results.csv",
+    model: PathLike | None = None,
+    every_row: bool = False,
+    min_confidence: float | None = None,
+) -> ClassifySummary:
+    """Classify the files a feature store holds into a results table, decoding nothing: featurize once, try many models.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or a list of them
+        A store written by :func:`featurize`, or stores of the same files one per feature set.
+    out : str or os.PathLike
+        The results table, as for :func:`classify_dir`; its paths are relative to the store's folder.
+    model : str or os.PathLike, optional
+        A ``model.keras`` trained on the store's feature set (default ``runs/three_genres/model.keras``).
+    every_row : bool
+        Every file of the store; by default only the unlabelled ones (those left to fill in).
+    min_confidence : float, optional
+        As for :func:`classify_dir`.
+
+    Returns
+    -------
+    batchgenre.classify.client.Summary
+        ``out``, the count ``classified``, ``failed`` (path, reason) pairs.
+    """
+    from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
+    from batchgenre.classify.from_store import classify_store as run
+
+    stores = [store] if isinstance(store, str | os.PathLike) else list(store)
+    return run(
+        [os.fspath(s) for s in stores],
+        model_path=None if model is None else Path(model).expanduser(),
+        out=Path(out).expanduser(),
+        every_row=every_row,
         min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
     )

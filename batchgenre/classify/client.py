@@ -164,6 +164,11 @@ def classify_dir(
                 on_finished=finished,
             )
     table.finish()
+    return count_rows(table, summary)
+
+
+def count_rows(table, summary: Summary) -> Summary:
+    """``summary`` with the finished table's classified files counted and its failed ones listed."""
     for path, row in table.rows.items():
         if row["status"] == "classified":
             summary.classified += 1

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_featurize)
 
     p = commands.add_parser("classify-dir", help="predict the genre of every audio file under a folder, in parallel")
-    p.add_argument("folder", type=Path, help="audio folder, searched recursively")
+    p.add_argument("folder", type=Path, nargs="?", help="audio folder, searched recursively (or --store)")
     p.add_argument(
         "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
     )
@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("results.csv"), help="results .csv, .jsonl or .parquet (default results.csv)"
     )
     p.add_argument("--retry-failed", action="store_true", help="classify files that failed before again")
+    p.add_argument(
+        "--store",
+        action="append",
+        metavar="STORE",
+        help="instead of a folder, predict a feature store's unlabelled files, decoding nothing (again for stores "
+        "of the same files, one per feature set)",
+    )
+    p.add_argument("--all", action="store_true", help="with --store: every file of the store, labelled ones too")
     add_window_options(p)
     add_confidence_option(p)
     add_cluster_options(p)

@@ -66,26 +66,47 @@ def run_featurize(args: argparse.Namespace) -> int:
 def run_classify_dir(args: argparse.Namespace) -> int:
     import batchgenre
 
-    summary = batchgenre.classify_dir(
-        args.folder,
-        out=args.out,
-        model=args.model,
-        windows=args.windows,
-        window=args.window,
-        hop=args.hop,
-        offset=args.offset,
-        duration=args.duration,
-        min_confidence=args.min_confidence,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        retry_failed=args.retry_failed,
-        file_timeout=args.file_timeout,
-        memory_cap=args.memory_cap,
-    )
+    if args.store:
+        summary = _classify_store(args)
+    elif args.folder is None:
+        raise BatchgenreError("classify-dir needs a folder of audio, or --store STORE")
+    elif args.all:
+        raise BatchgenreError("--all chooses the rows of a --store; a folder is classified whole")
+    else:
+        summary = batchgenre.classify_dir(
+            args.folder,
+            out=args.out,
+            model=args.model,
+            windows=args.windows,
+            window=args.window,
+            hop=args.hop,
+            offset=args.offset,
+            duration=args.duration,
+            min_confidence=args.min_confidence,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            retry_failed=args.retry_failed,
+            file_timeout=args.file_timeout,
+            memory_cap=args.memory_cap,
+        )
     print_lost_workers(summary.lost_workers)
     print_failures(summary.failed, where="the results' error column")
     print(f"{summary.classified} classified, {len(summary.failed)} failed -> {summary.out}")
     return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
+
+
+def _classify_store(args: argparse.Namespace):
+    import batchgenre
+
+    if args.folder is not None:
+        raise BatchgenreError(f"give a folder or --store, not both ({args.folder} and {', '.join(args.store)})")
+    audio = [name for name in ("windows", "window", "hop", "offset", "duration") if getattr(args, name) is not None]
+    if audio or args.retry_failed:
+        given = ", ".join(f"--{name}" for name in [*audio, *(["retry-failed"] if args.retry_failed else [])])
+        raise BatchgenreError(f"--store predicts the rows featurize stored, as they are: {given} cannot apply")
+    return batchgenre.classify_store(
+        args.store, out=args.out, model=args.model, every_row=args.all, min_confidence=args.min_confidence
+    )
 
 
 def run_classify(args: argparse.Namespace) -> int:
