@@ -18,6 +18,7 @@ import numpy as np
 from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.classify import serving
+from batchgenre.classify.novelty import Novelty
 from batchgenre.classify.windows import FileWindows, Windows, classify_block, file_windows
 from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError
@@ -54,12 +55,18 @@ def load_classifier(model_path: Path | None) -> serving.Classifier:
 
 
 def result_row(
-    item: FileWindows, genres: list[str], probabilities: np.ndarray | None, *, min_confidence: float
+    item: FileWindows,
+    genres: list[str],
+    probabilities: np.ndarray | None,
+    *,
+    min_confidence: float,
+    novelty: Novelty | None = None,
 ) -> dict:
     """One results row; ``probabilities`` [shape=(windows, genres)] or None for a failed file.
 
-    A file whose top mean probability is below ``min_confidence`` gets the genre ``unknown``; its
-    probabilities are kept.
+    A file whose top mean probability is below ``min_confidence``, or whose windows' mean novelty
+    (their features' distance from the model's training rows) is past the model's threshold, gets
+    the genre ``unknown``; its probabilities are kept.
     """
     row = {
         "path": item.path,
@@ -71,13 +78,16 @@ def result_row(
         "mtime_ns": item.mtime_ns,
     }
     if probabilities is None:
-        return {**row, "genre": "", "confidence": None, **{f"p_{g}": None for g in genres}}
+        return {**row, "genre": "", "confidence": None, "novelty": None, **{f"p_{g}": None for g in genres}}
     mean = probabilities.mean(axis=0, dtype=np.float64)
     best = int(np.argmax(mean))
+    distance = None if novelty is None else float(novelty.scores(item.features).mean())
+    known = mean[best] >= min_confidence and (distance is None or distance <= novelty.threshold)
     return {
         **row,
-        "genre": genres[best] if mean[best] >= min_confidence else UNKNOWN,
+        "genre": genres[best] if known else UNKNOWN,
         "confidence": round(float(mean[best]), 4),
+        "novelty": None if distance is None else round(distance, 4),
         **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean, strict=True)},
         "windows": len(probabilities),
         "duration": round(item.duration, 2) if item.duration is not None else None,
@@ -188,7 +198,7 @@ def _predict_into(
         rows = None
         if item.features is not None:
             rows, start = probabilities[start : start + len(item.features)], start + len(item.features)
-        table.add(result_row(item, genres, rows, min_confidence=min_confidence))
+        table.add(result_row(item, genres, rows, min_confidence=min_confidence, novelty=model.novelty))
 
 
 def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
@@ -227,7 +237,7 @@ def _classify_path(
     item = file_windows(path, name=name, feature_set=model.metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
     probabilities = model.probabilities(item.features) if item.features is not None else None
     log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
-    return result_row(item, model.genres, probabilities, min_confidence=min_confidence)
+    return result_row(item, model.genres, probabilities, min_confidence=min_confidence, novelty=model.novelty)
 
 
 def fetch(url: str, folder: Path) -> Path:

@@ -74,10 +74,19 @@ def classify_store(
         for a, b in itertools.pairwise(bounds[first : min(first + FILES_PER_BATCH, len(starts)) + 1]):
             item = FileWindows(str(paths[a]), None, **{name: _value(column, a) for name, column in stats.items()})
             mine = probabilities[at[a - lo] : at[b - lo]]
+            item.features = block[at[a - lo] : at[b - lo]]
             if not len(mine):
                 failed = errors[a:b][status[a:b] == FAILED]
                 item.error = str(failed[0]) if len(failed) else "not featurized yet: run featurize on its folder first"
-            table.add(result_row(item, model.genres, mine if len(mine) else None, min_confidence=min_confidence))
+            table.add(
+                result_row(
+                    item,
+                    model.genres,
+                    mine if len(mine) else None,
+                    min_confidence=min_confidence,
+                    novelty=model.novelty,
+                )
+            )
     table.finish()
     return count_rows(table, Summary(out=Path(out)))
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from batchgenre.classify.novelty import MEMBER as NOVELTY
+from batchgenre.classify.novelty import Novelty
 from batchgenre.errors import BatchgenreError, shown
 from batchgenre.store.artifact import read_metadata
 
@@ -72,11 +74,13 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 class Classifier:
     """A trained model's forward pass: feature rows [shape=(n, D)] -> probabilities [shape=(n, genres)].
 
-    ``steps`` are the model's layers in order, each a function of [shape=(n, d)] float32 arrays.
+    ``steps`` are the model's layers in order, each a function of [shape=(n, d)] float32 arrays;
+    ``novelty`` measures how far rows lie from its training rows (None for a model trained before it).
     """
 
     metadata: dict[str, Any]
     steps: tuple[Callable[[Array], Array], ...]
+    novelty: Novelty | None = None
 
     @property
     def genres(self) -> list[str]:
@@ -99,8 +103,10 @@ def load_classifier(path: str | Path) -> Classifier:
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read(CONFIG_MEMBER))
+            # Models trained before novelty have none: they never call a file unknown for it.
+            novelty = Novelty.from_bytes(archive.read(NOVELTY)) if NOVELTY in archive.namelist() else None
             with archive.open(WEIGHTS_MEMBER) as member, h5py.File(member, "r") as weights:
-                classifier = Classifier(metadata, _steps(path, config, weights))
+                classifier = Classifier(metadata, _steps(path, config, weights), novelty)
         # One row through every layer: arrays of the wrong shape fail here, not at the first prediction.
         shape = classifier.probabilities(np.ones((1, len(metadata["feature_names"])), np.float32)).shape
     except (KeyError, IndexError, ValueError, TypeError, OSError) as error:  # a member, key or array amiss

@@ -19,9 +19,11 @@ from typing import IO, Any
 from batchgenre.errors import BatchgenreError, shown
 
 FORMATS = (".csv", ".jsonl", ".parquet")
-# The file's size in bytes and modification time in ns as it was classified, last; tables written before
-# them still open (their files' stats unknown), so that `batchgenre tag` can tell a file that changed since.
+# The file's size in bytes and modification time in ns as it was classified, last, so that `batchgenre tag`
+# can tell a file that changed since.
 STAT_COLUMNS = ("size", "mtime_ns")
+# Columns added since the first tables: a table without them still opens and resumes, those values unknown.
+LATER_COLUMNS = ("novelty", *STAT_COLUMNS)
 # Characters that make a spreadsheet run a cell as a formula (OWASP's CSV injection list).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -59,6 +61,7 @@ class Schema:
             "path": str,
             "genre": str,
             "confidence": float,
+            "novelty": float,  # distance from the model's training rows (classify.novelty), None for an older model
             **{f"p_{g}": float for g in genres},
             "windows": int,
             "duration": float,
@@ -67,6 +70,10 @@ class Schema:
             **{name: int for name in STAT_COLUMNS},
         }
         self.columns = list(self.types)
+
+    def older(self, found: list[str]) -> bool:
+        """Whether ``found`` are these columns as an older batchgenre wrote them: in order, less some LATER_COLUMNS."""
+        return found == [c for c in self.columns if c in found] and set(self.columns) - set(found) <= set(LATER_COLUMNS)
 
     def typed(self, row: dict[str, Any], *, where: Path) -> dict[str, Any]:
         """``row`` with every column, each value as its column's type; "" in a number column is null."""
@@ -219,10 +226,10 @@ class ResultsTable:
         return dict(zip(paths, typed, strict=True))
 
     def _check_columns(self, found: list[str], where: Path) -> bool:
-        """Refuse another model's results; True for this schema as batchgenre wrote it before the stat columns."""
+        """Refuse another model's results; True for this schema as an older batchgenre wrote it (LATER_COLUMNS)."""
         if found == self.schema.columns:
             return False
-        if found == self.schema.columns[: -len(STAT_COLUMNS)]:
+        if self.schema.older(found):
             return True
         raise BatchgenreError(
             f"{where} holds results with other columns ({', '.join(found[:6])}...), from another model or an "
@@ -304,7 +311,7 @@ def read_results(path: Path) -> Results:
         raise BatchgenreError(f"{path}: cannot read it as results ({error})") from None
     genres = [c[2:] for c in found if c.startswith("p_")]
     schema = Schema(genres)
-    if found not in (schema.columns, schema.columns[: -len(STAT_COLUMNS)]):
+    if found != schema.columns and not schema.older(found):
         raise BatchgenreError(f"{path}: not a classify-dir results table (its columns are {', '.join(found[:8])}...)")
     meta_file = meta_path(path)
     meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}

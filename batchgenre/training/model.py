@@ -156,14 +156,19 @@ def _leave_constant_columns_unscaled(layer: keras.layers.Normalization) -> None:
 # -- the artifact -------------------------------------------------------------------------------------------
 
 
-def save_model(model, path: str | Path, *, metadata: dict[str, Any]) -> None:
-    """Save ``model`` to ``path`` (a ``.keras`` file) with ``metadata``: the store's AUDIO_KEYS, ``genres`` and more."""
+def save_model(model, path: str | Path, *, metadata: dict[str, Any], extra: dict[str, bytes] | None = None) -> None:
+    """Save ``model`` to ``path`` (a ``.keras`` file) with ``metadata`` (the store's AUDIO_KEYS, ``genres`` and more).
+
+    ``extra`` members (name -> bytes) go into the zip beside it, as the novelty reference does.
+    """
     missing = [key for key in (*AUDIO_KEYS, "genres") if key not in metadata]
     if missing:
         raise ValueError(f"metadata lacks {', '.join(missing)}")
     model.save(path)
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(METADATA_MEMBER, json.dumps({"artifact_format": ARTIFACT_FORMAT, **metadata}, indent=2))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
 
 
 def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
