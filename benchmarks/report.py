@@ -4,7 +4,7 @@
     python -m benchmarks.report --rows 1000 --loads 1   # a quick look
 
 The results tables are synthetic, nothing classified: ten genres, each file's probabilities drawn
-from a seeded Dirichlet leaning towards one genre, 5% unknown (below 0.7), 1% failed, durations of
+from a seeded Dirichlet leaning towards one genre (about 10% fall below 0.7: unknown), 1% failed, durations of
 2-7 minutes, in ``artist/album/NN title.mp3`` paths. Load time is from navigation start to every
 plot's canvas drawn, in headless Chromium through the DevTools protocol (tests/browser.py), on a
 fresh page each load; the median of ``--loads`` is reported.
