@@ -10,6 +10,8 @@ The public Python API, which the command line calls too::
     model = batchgenre.load_model(report.run_dir / "model.keras")
     model.predict("song.mp3")                                           # {"classical": 0.01, ...}
     batchgenre.classify_dir("~/Music", model="runs/three/model.keras", out="results.csv")
+    batchgenre.playlists("results.csv", out="playlists/")                # one rock.m3u8 ... per genre
+    batchgenre.report("results.csv", out="report.html")                 # a self-contained page to look at
 
 Each name imports its heavy parts (librosa, Dask, zarr, TensorFlow) only when called, so
 ``import batchgenre`` itself stays fast; only ``train`` loads TensorFlow.
@@ -27,10 +29,12 @@ if TYPE_CHECKING:
     from batchgenre.classify.client import Summary as ClassifySummary
     from batchgenre.classify.genre_model import GenreModel
     from batchgenre.cluster.featurize import Summary as FeaturizeSummary
+    from batchgenre.library.playlists import Playlists
+    from batchgenre.library.report import Report as HtmlReport
     from batchgenre.training.trainer import Report
 
 __version__ = "0.1.0"
-__all__ = ["classify_dir", "classify_store", "featurize", "load_model", "open_store", "train"]
+__all__ = ["classify_dir", "classify_store", "featurize", "load_model", "open_store", "playlists", "report", "train"]
 
 PathLike = str | os.PathLike
 
@@ -300,3 +304,54 @@ def classify_store(
         every_row=every_row,
         min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
     )
+
+
+def playlists(results: PathLike, *, out: PathLike) -> Playlists:
+    """Write one extended M3U8 playlist per genre (and one for ``unknown``) from a classify-dir results table.
+
+    Each lists its genre's files, most confident first, as paths relative to the playlist (so the folder
+    can move with the music), with ``#EXTINF`` durations and ``artist - title`` from the files' tags.
+    Failed files are in none; files gone since they were classified are left out and reported.
+
+    Parameters
+    ----------
+    results : str or os.PathLike
+        The ``.csv``, ``.jsonl`` or ``.parquet`` table classify-dir wrote, with its ``.meta.json`` beside it.
+    out : str or os.PathLike
+        The folder for the playlists (``<genre>.m3u8``, names made safe on every file system).
+
+    Returns
+    -------
+    batchgenre.library.playlists.Playlists
+        ``playlists``, each ``genre``, ``path`` and ``count``; ``left_out`` (path, reason) pairs.
+    """
+    from batchgenre.library.playlists import write_playlists
+    from batchgenre.store.results import read_results
+
+    return write_playlists(read_results(Path(results).expanduser()), out=Path(out).expanduser())
+
+
+def report(results: PathLike, *, out: PathLike = "report.html") -> HtmlReport:
+    """Write a self-contained HTML report of a classify-dir results table: readable offline, no network.
+
+    Files per genre, each genre's confidence histogram, a map of the collection (each file placed by its
+    probabilities), each genre's files by confidence, and the unknowns and failures with their reasons.
+    Its size is bounded whatever the table's: the map is a seeded sample of at most 5000 files and the
+    lists show each genre's 250 most and least confident files.
+
+    Parameters
+    ----------
+    results : str or os.PathLike
+        The table classify-dir wrote.
+    out : str or os.PathLike
+        The HTML file to write.
+
+    Returns
+    -------
+    batchgenre.library.report.Report
+        ``out``, the number of ``files``, of ``plots`` drawn and of ``map_points``.
+    """
+    from batchgenre.library.report import write_report
+    from batchgenre.store.results import read_results
+
+    return write_report(read_results(Path(results).expanduser()), out=Path(out).expanduser())

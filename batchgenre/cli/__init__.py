@@ -14,7 +14,9 @@ from batchgenre.cli.commands import (
     run_classify_dir,
     run_demo_command,
     run_featurize,
+    run_playlists,
     run_plot_features,
+    run_report,
     run_train,
 )
 from batchgenre.cli.options import (
@@ -105,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_window_options(p)
     add_confidence_option(p)
     p.set_defaults(run=run_classify)
+
+    p = commands.add_parser("playlists", help="write one M3U8 playlist per genre from classify-dir's results")
+    p.add_argument("results", type=Path, help="the results table classify-dir wrote")
+    p.add_argument("--out", type=Path, default=Path("playlists"), help="the folder for them (default playlists)")
+    p.set_defaults(run=run_playlists)
+
+    p = commands.add_parser("report", help="write a self-contained HTML report of classify-dir's results")
+    p.add_argument("results", type=Path, help="the results table classify-dir wrote")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file (default report.html)")
+    p.set_defaults(run=run_report)
 
     p = commands.add_parser("demo", help="run the whole flow on a small corpus it generates (no downloads)")
     p.add_argument(

@@ -147,3 +147,22 @@ def run_demo_command(args: argparse.Namespace) -> int:
     print(f"plots:     {report.run_dir / 'confusion.png'}, {report.run_dir / 'training.png'}")
     print(f"results:   {report.results} ({report.new_music_accuracy:.0%} of the unseen clips right)")
     return EXIT_OK
+
+
+def run_playlists(args: argparse.Namespace) -> int:
+    import batchgenre
+
+    written = batchgenre.playlists(args.results, out=args.out)
+    for path, reason in written.left_out:
+        print(f"left out: {path}: {reason}", file=sys.stderr)
+    for playlist in written.playlists:
+        print(f"{playlist.count:>7}  {playlist.path}")
+    return EXIT_OK
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import batchgenre
+
+    report = batchgenre.report(args.results, out=args.out)
+    print(f"{report.files} files, {report.plots} plots -> {report.out}")
+    return EXIT_OK
