@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 import batchgenre
+from batchgenre.store.results import read_results
+from tests import test_classify
 from tests.conftest import run_cli
 from tests.tag_files import other_tags, payload, samples, write_results, write_tagged
 
 FORMATS = ["mp3", "flac", "ogg", "opus", "m4a", "wav", "aiff"]
+model = test_classify.model  # the model `batchgenre train` makes for classify's tests, a session fixture
 GENRE_KEYS = {"TCON", "GENRE", "genre", "\xa9gen"}  # how mutagen's dict views name the genre field
 CUSTOM_KEYS = {"TXXX:BATCHGENRE_GENRE", "batchgenre_genre", "BATCHGENRE_GENRE", "----:com.batchgenre:genre"}
 
@@ -128,6 +131,7 @@ def test_rows_without_a_genre_are_skipped_and_bad_files_each_get_a_line(tmp_path
     for name in ("good.flac", "unknown.flac", "failed.flac", "unsure.flac", "changed.flac", "old.flac", "gone.mp3"):
         write_tagged(root / name)
     (root / "garbage.mp3").write_bytes(np.random.default_rng(1).bytes(5000))
+    (root / "link.flac").symlink_to(write_tagged(tmp_path / "elsewhere" / "real.flac"))
     odd = os.path.join(os.fsencode(root), b"caf\xe9.flac")  # a Latin-1 name, not UTF-8
     os.rename(write_tagged(root / "cafe.flac"), odd)  # libsndfile cannot open such a name itself
     rows = {
@@ -139,17 +143,20 @@ def test_rows_without_a_genre_are_skipped_and_bad_files_each_get_a_line(tmp_path
         "old.flac": {"size": None, "mtime_ns": None},
         "gone.mp3": {},
         "garbage.mp3": {},
+        "link.flac": {},
         os.fsdecode(b"caf\xe9.flac"): {},
     }
     results = write_results(tmp_path / "results.jsonl", root, rows)
     (root / "gone.mp3").unlink()
     os.utime(root / "changed.flac", ns=(1, 1))
-    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.iterdir() if p.name != "caf\udce9.flac"}
+    before = {
+        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.iterdir() if p.name[:4] not in ("caf\udce9", "link")
+    }
 
     tagged = run_cli("tag", results, "--write", "--min-confidence", "0.5")
     assert tagged.returncode == 3, tagged.stderr
     lines = tagged.stdout.splitlines()
-    assert lines[-1].startswith("2 changed") and "3 not named a genre, 4 could not be tagged" in lines[-1], lines
+    assert lines[-1].startswith("3 changed") and "3 not named a genre, 4 could not be tagged" in lines[-1], lines
     reasons = {line.partition(": ")[0].rpartition("/")[2]: line.partition(": ")[2] for line in lines[:-1]}
     assert reasons["changed.flac"] == "not tagged: changed since it was classified: classify it again"
     assert "older batchgenre" in reasons["old.flac"]
@@ -157,11 +164,12 @@ def test_rows_without_a_genre_are_skipped_and_bad_files_each_get_a_line(tmp_path
     assert "mutagen cannot read" in reasons["garbage.mp3"]
     assert reasons["caf\\udce9.flac"] == "(none) -> rock" and reasons["good.flac"] == "(none) -> rock"
     assert genre_of(Path(os.fsdecode(odd))) == ["rock"] and genre_of(root / "good.flac") == ["rock"]
+    assert (root / "link.flac").is_symlink() and genre_of(tmp_path / "elsewhere" / "real.flac") == ["rock"]
     for path, (data, mtime) in before.items():
         if path.name != "good.flac":
             assert (path.read_bytes(), path.stat().st_mtime_ns) == (data, mtime), path
     undone = run_cli("tag", "--undo", f"{results}.tag-journal.jsonl")
-    assert undone.returncode == 0 and undone.stdout.startswith("2 restored"), undone.stdout
+    assert undone.returncode == 0 and undone.stdout.startswith("3 restored"), undone.stdout
     assert genre_of(Path(os.fsdecode(odd))) is None
 
 
@@ -242,3 +250,34 @@ def test_a_kill_mid_write_leaves_each_file_whole_and_a_rerun_finishes(tmp_path):
         path = root / rel
         assert genre_of(path) is None and payload(path) == audio and other_tags(path, skip=set()) == others, rel
     assert all(p.read_bytes() == originals[p.suffix][0] for p in sources)  # the links' other names untouched
+
+
+@pytest.mark.slow
+def test_tags_the_results_of_a_real_classify_dir(tmp_path, model):
+    """The whole way: classify-dir writes results (stats, root), tag writes their genres, undo takes them back."""
+    from batchgenre.demo import GENRES, synthesize
+    from tests import synth
+
+    root = tmp_path / "music"
+    for g, genre in enumerate(GENRES):
+        for ext in ("mp3", "flac", "m4a"):
+            synth.write(root / f"{genre}.{ext}", synthesize(genre, seconds=8, seed=[4, g]))
+    before = {p.name: (payload(p), p.read_bytes()) for p in root.iterdir()}
+    out = tmp_path / "results.csv"
+    classified = run_cli("classify-dir", root, "--model", model, "--out", out, "--workers", "1")
+    assert classified.returncode == 0, classified.stderr
+    rows = {r["path"]: r for r in read_results(out).rows}
+    named = {p: r["genre"] for p, r in rows.items() if r["genre"] != "unknown"}
+    assert named, "the model named no genre at all"
+
+    other = tmp_path / "moved"
+    root.rename(other)  # the recorded root is gone: --root says where the files are now
+    tagged = run_cli("tag", out, "--write", "--root", other)
+    assert tagged.returncode == 0, tagged.stdout + tagged.stderr
+    assert tagged.stdout.splitlines()[-1].startswith(f"{len(named)} changed")
+    for name, (audio, _) in before.items():
+        assert genre_of(other / name) == ([named[name]] if name in named else None), name
+        assert payload(other / name) == audio, name
+    undone = run_cli("tag", "--undo", f"{out}.tag-journal.jsonl")
+    assert undone.returncode == 0 and undone.stdout.startswith(f"{len(named)} restored"), undone.stdout
+    assert all(genre_of(other / name) is None for name in before)

@@ -107,7 +107,7 @@ def undo(path: str) -> UndoSummary:
         except Exception as error:  # each file fails alone, with its reason
             summary.lines.append(f"{display(file)}: not restored: {reason(error)}")
             continue
-        folders.add(os.path.dirname(file))
+        folders.add(os.path.dirname(os.path.realpath(file)))
         summary.restored += 1
     for folder in folders:
         rewrite.sync_folder(folder)

@@ -3,7 +3,7 @@
 A kill at any moment leaves the original untouched or the finished copy in its place (``os.replace``
 is atomic within a folder), plus at most a hidden ``.NAME.*.batchgenre-tmp`` copy that the next run
 removes. The copy takes the original's permission bits and, where allowed, its owner; its mtime is
-the time of the write.
+the time of the write. A hard link's other names keep the old file.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def replace_field(
     ``before`` is the file's stat when its old values were read: a file changed since is left alone.
     The folder's entry is made durable by :func:`sync_folder`, once per folder rather than per file.
     """
-    folder, name = os.path.split(path)
+    # A symlink's target takes the change; replacing the link itself would turn it into a copy.
+    folder, name = os.path.split(os.path.realpath(path))
+    path = os.path.join(folder, name)
     fd, tmp = tempfile.mkstemp(dir=folder or ".", prefix=f".{name}.", suffix=TMP_SUFFIX)
     try:
         os.close(fd)

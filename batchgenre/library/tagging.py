@@ -85,7 +85,8 @@ def tag(
     See :func:`batchgenre.tag` for the arguments; ``threads`` read and write files side by side.
     """
     table = read_results(results)
-    base = os.fspath(root if root is not None else table.root)
+    # Absolute, so that the journal's paths mean the same files wherever --undo runs.
+    base = os.path.abspath(root if root is not None else table.root)
     name = _field(field_name)
     summary = TagSummary(write=write, journal=journal_path(table.path))
     rows = []
@@ -99,7 +100,12 @@ def tag(
     journal = Journal(os.fspath(summary.journal))
     with ThreadPoolExecutor(max(1, threads)) as pool:
         if write:
-            list(pool.map(rewrite.remove_leftovers, {os.path.dirname(os.path.join(base, r["path"])) for r in rows}))
+            list(
+                pool.map(
+                    rewrite.remove_leftovers,
+                    {os.path.dirname(os.path.realpath(os.path.join(base, r["path"]))) for r in rows},
+                )
+            )
         try:
             for start in range(0, len(rows), CHUNK):
                 plans = list(
@@ -109,7 +115,7 @@ def tag(
                 if write and changes:
                     journal.record([{"path": p.path, "field": name, "old": p.old, "new": p.new} for p in changes])
                     list(pool.map(lambda p: _apply(p, name=name), changes))
-                    for folder in {os.path.dirname(p.path) for p in changes if p.outcome == "change"}:
+                    for folder in {os.path.dirname(os.path.realpath(p.path)) for p in changes if p.outcome == "change"}:
                         rewrite.sync_folder(folder)
                 _count(summary, plans)
         finally:
