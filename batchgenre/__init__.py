@@ -12,6 +12,8 @@ The public Python API, which the command line calls too::
     batchgenre.classify_dir("~/Music", model="runs/three/model.keras", out="results.csv")
     batchgenre.playlists("results.csv", out="playlists/")                # one rock.m3u8 ... per genre
     batchgenre.report("results.csv", out="report.html")                 # a self-contained page to look at
+    batchgenre.tag("results.csv", write=True)                          # the genres into the files' tags
+    batchgenre.undo_tags("results.csv.tag-journal.jsonl")               # and back
 
 Each name imports its heavy parts (librosa, Dask, zarr, TensorFlow) only when called, so
 ``import batchgenre`` itself stays fast; only ``train`` loads TensorFlow.
@@ -29,12 +31,25 @@ if TYPE_CHECKING:
     from batchgenre.classify.client import Summary as ClassifySummary
     from batchgenre.classify.genre_model import GenreModel
     from batchgenre.cluster.featurize import Summary as FeaturizeSummary
+    from batchgenre.library.journal import UndoSummary
     from batchgenre.library.playlists import Playlists
     from batchgenre.library.report import Report as HtmlReport
+    from batchgenre.library.tagging import TagSummary
     from batchgenre.training.trainer import Report
 
 __version__ = "0.1.0"
-__all__ = ["classify_dir", "classify_store", "featurize", "load_model", "open_store", "playlists", "report", "train"]
+__all__ = [
+    "classify_dir",
+    "classify_store",
+    "featurize",
+    "load_model",
+    "open_store",
+    "playlists",
+    "report",
+    "tag",
+    "train",
+    "undo_tags",
+]
 
 PathLike = str | os.PathLike
 
@@ -355,3 +370,75 @@ def report(results: PathLike, *, out: PathLike = "report.html") -> HtmlReport:
     from batchgenre.store.results import read_results
 
     return write_report(read_results(Path(results).expanduser()), out=Path(out).expanduser())
+
+
+def tag(
+    results: PathLike,
+    *,
+    write: bool = False,
+    force: bool = False,
+    field: str | None = None,
+    min_confidence: float | None = None,
+    root: PathLike | None = None,
+) -> TagSummary:
+    """Write each classified file's genre from a results table into the file's own tags; pretend unless ``write``.
+
+    Genres go to ID3 ``TCON`` (MP3, WAV, AIFF), the Vorbis comment ``GENRE`` (FLAC, Ogg Vorbis, Opus)
+    or MP4 ``©gen`` (M4A). Before a file changes, its old values go to a journal beside the results
+    (``results.csv.tag-journal.jsonl``) that :func:`undo_tags` reads; each file is written as a copy
+    that replaces it, so a kill leaves it as it was or as intended, and a rerun finishes the rest.
+    Only the tag changes: the audio bytes stay as they were; the file's mtime becomes the write's.
+
+    Parameters
+    ----------
+    results : str or os.PathLike
+        A results table written by :func:`classify_dir` (``.csv``, ``.jsonl`` or ``.parquet``).
+    write : bool
+        Change the files; without it, only say what would change.
+    force : bool
+        Replace a genre the file already has (by default it is kept, and counted).
+    field : str, optional
+        Write this field instead of the genre, leaving the user's genre alone: ``BATCHGENRE_GENRE``
+        is an ID3 ``TXXX:BATCHGENRE_GENRE`` frame, a Vorbis comment, an MP4 ``----:com.batchgenre:genre`` atom.
+    min_confidence : float, optional
+        Leave files whose top probability is below this (default: write whatever genre a row names).
+    root : str or os.PathLike, optional
+        The folder the rows' paths are in (default: the one classify-dir recorded).
+
+    Returns
+    -------
+    batchgenre.library.tagging.TagSummary
+        Counts ``changed``, ``kept``, ``already``, ``skipped``, ``failed``; ``lines`` (one per changed
+        or failed file, ``path: old -> new``); ``journal``; ``count_line()``.
+    """
+    from batchgenre.library.tagging import tag as run
+
+    return run(
+        Path(results).expanduser(),
+        write=write,
+        force=force,
+        field_name=field,
+        min_confidence=min_confidence,
+        root=None if root is None else Path(root).expanduser(),
+    )
+
+
+def undo_tags(journal: PathLike) -> UndoSummary:
+    """Put back every tag value that :func:`tag` changed, as its journal recorded them; safe to run again.
+
+    A field that was absent is removed; old values come back exactly, several values included. A file
+    whose field someone changed since batchgenre wrote it is left as it is, with a line.
+
+    Parameters
+    ----------
+    journal : str or os.PathLike
+        The ``<results>.tag-journal.jsonl`` that ``tag(..., write=True)`` wrote.
+
+    Returns
+    -------
+    batchgenre.library.journal.UndoSummary
+        ``restored`` and ``already`` counts, ``lines`` for files not restored (``failed`` of them).
+    """
+    from batchgenre.library.journal import undo
+
+    return undo(os.fspath(Path(journal).expanduser()))

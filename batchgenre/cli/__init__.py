@@ -17,6 +17,7 @@ from batchgenre.cli.commands import (
     run_playlists,
     run_plot_features,
     run_report,
+    run_tag,
     run_train,
 )
 from batchgenre.cli.options import (
@@ -31,6 +32,7 @@ from batchgenre.cli.options import (
     escaped,
     genre_list,
     positive_seconds,
+    probability,
     whole_number,
 )
 from batchgenre.errors import BatchgenreError
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", type=Path, help="the results table classify-dir wrote")
     p.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file (default report.html)")
     p.set_defaults(run=run_report)
+    _add_tag_command(commands)
 
     p = commands.add_parser("demo", help="run the whole flow on a small corpus it generates (no downloads)")
     p.add_argument(
@@ -126,6 +129,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_demo_command)
     _add_train_commands(commands)
     return parser
+
+
+def _add_tag_command(commands) -> None:
+    p = commands.add_parser("tag", help="write classify-dir's genres into the files' tags (pretends without --write)")
+    p.add_argument("results", type=Path, nargs="?", help="a results table from classify-dir")
+    p.add_argument("--write", action="store_true", help="change the files (default: print what would change)")
+    p.add_argument("--force", action="store_true", help="replace a genre a file already has (default: keep it)")
+    p.add_argument(
+        "--field",
+        metavar="NAME",
+        help="write this field instead of the genre, e.g. BATCHGENRE_GENRE (ID3 TXXX, Vorbis comment, MP4 freeform)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=probability,
+        metavar="P",
+        help="leave files whose top probability is below P (default: write whatever genre a row names)",
+    )
+    p.add_argument("--root", type=Path, metavar="DIR", help="the folder the rows' paths are in (default: recorded)")
+    p.add_argument(
+        "--undo",
+        type=Path,
+        metavar="JOURNAL",
+        help="put back the old values a --write recorded in JOURNAL (results.csv.tag-journal.jsonl)",
+    )
+    p.set_defaults(run=run_tag)
 
 
 def _add_train_commands(commands) -> None:

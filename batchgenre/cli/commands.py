@@ -122,6 +122,35 @@ def run_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_tag(args: argparse.Namespace) -> int:
+    import batchgenre
+
+    if args.undo is not None:
+        if args.results is not None:
+            raise BatchgenreError("give either RESULTS to tag or --undo JOURNAL, not both")
+        undone = batchgenre.undo_tags(args.undo)
+        for line in undone.lines:
+            print(line)
+        print(f"{undone.restored} restored, {undone.already} already as they were, {undone.failed} not restored")
+        return EXIT_OK if not undone.failed else EXIT_SOME_FAILED
+    if args.results is None:
+        raise BatchgenreError("name the results table to tag (batchgenre tag results.csv), or --undo JOURNAL")
+    summary = batchgenre.tag(
+        args.results,
+        write=args.write,
+        force=args.force,
+        field=args.field,
+        min_confidence=args.min_confidence,
+        root=args.root,
+    )
+    for line in summary.lines:
+        print(line)
+    print(summary.count_line())
+    if not args.write and summary.changed:
+        print("nothing was written: add --write to change the files")
+    return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
+
+
 def print_lost_workers(workers: list[str]) -> None:
     if workers:
         print(
