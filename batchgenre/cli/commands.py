@@ -76,6 +76,7 @@ def run_classify_dir(args: argparse.Namespace) -> int:
         offset=args.offset,
         duration=args.duration,
         min_confidence=args.min_confidence,
+        tags=args.tags,
         workers=args.workers,
         scheduler=args.scheduler,
         retry_failed=args.retry_failed,
@@ -91,13 +92,21 @@ def run_classify_dir(args: argparse.Namespace) -> int:
 def run_classify(args: argparse.Namespace) -> int:
     from batchgenre.classify.client import classify_one
 
-    row = classify_one(args.source, model_path=args.model, windows=windows_of(args), min_confidence=args.min_confidence)
+    row = classify_one(
+        args.source,
+        model_path=args.model,
+        windows=windows_of(args),
+        min_confidence=args.min_confidence,
+        tags=args.tags,
+    )
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")
     length = f", {row['duration']} s" if row["duration"] is not None else ""
     print(f"{row['genre']}  ({row['windows']} windows{length})")
     for name, value in sorted(((k[2:], v) for k, v in row.items() if k.startswith("p_")), key=lambda kv: -kv[1]):
         print(f"  {name:<16} {value:.3f}")
+    if "tags" in row:
+        print(f"tags: {row['tags'] or '(none likely)'}")
     return EXIT_OK
 
 
