@@ -14,6 +14,7 @@ The public Python API, which the command line calls too::
     batchgenre.report("results.csv", out="report.html")                 # a self-contained page to look at
     batchgenre.tag("results.csv", write=True)                          # the genres into the files' tags
     batchgenre.undo_tags("results.csv.tag-journal.jsonl")               # and back
+    batchgenre.classify_dir("~/Music", model="msd", out="tags.csv")    # the built-in tagger, no training
 
 Each name imports its heavy parts (librosa, Dask, zarr, TensorFlow) only when called, so
 ``import batchgenre`` itself stays fast; only ``train`` loads TensorFlow.
@@ -25,16 +26,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchgenre.library.api import playlists, report, tag, undo_tags
+
 if TYPE_CHECKING:
     import pandas
 
     from batchgenre.classify.client import Summary as ClassifySummary
     from batchgenre.classify.genre_model import GenreModel
     from batchgenre.cluster.featurize import Summary as FeaturizeSummary
-    from batchgenre.library.journal import UndoSummary
-    from batchgenre.library.playlists import Playlists
-    from batchgenre.library.report import Report as HtmlReport
-    from batchgenre.library.tagging import TagSummary
     from batchgenre.training.trainer import Report
 
 __version__ = "0.1.0"
@@ -200,7 +199,8 @@ def load_model(path: PathLike, *, windows: int | str | None = None, window: floa
     Parameters
     ----------
     path : str or os.PathLike
-        A ``model.keras`` written by :func:`train`.
+        A ``model.keras`` written by :func:`train`, or ``"msd"``: the built-in model, musicnn's MSD
+        tagger, whose genres are its genre tags (``batchgenre.classify.builtin.GENRE_TAGS``).
     windows : int or "all", optional
         Windows spread over each file or clip whose probabilities are averaged (default 5; "all": every one).
     window : float, optional
@@ -229,6 +229,7 @@ def classify_dir(
     offset: float | None = None,
     duration: float | None = None,
     min_confidence: float | None = None,
+    tags: bool = False,
     workers: int = 2,
     scheduler: str | None = None,
     retry_failed: bool = False,
@@ -244,7 +245,8 @@ def classify_dir(
     out : str or os.PathLike
         The results table: ``.csv``, ``.jsonl`` or ``.parquet``; files already in it are skipped.
     model : str or os.PathLike, optional
-        A ``model.keras`` written by :func:`train` (default ``runs/three_genres/model.keras``).
+        A ``model.keras`` written by :func:`train`, or ``"msd"``, the built-in model (musicnn's MSD
+        tagger, no training). Default ``runs/three_genres/model.keras``, or the built-in where there is none.
     windows : int or "all", optional
         Windows spread over each file, decoding only those (default 5); "all": every window, ``hop`` apart.
     window, hop : float, optional
@@ -252,7 +254,10 @@ def classify_dir(
     offset, duration : float, optional
         Classify this one excerpt of each file instead of windows.
     min_confidence : float, optional
-        Below this top mean probability a file's genre is ``unknown`` (default 0.7).
+        Below this top mean probability a file's genre is ``unknown`` (default 0.7; the built-in's 0.2).
+    tags : bool
+        Add musicnn's tags: a ``tags`` column (the likely ones, most likely first) and a ``tag_<name>``
+        probability column per tag. Needs a model whose features include musicnn; the built-in always adds them.
     workers, scheduler, retry_failed, file_timeout, memory_cap
         As for :func:`featurize`.
 
@@ -261,14 +266,14 @@ def classify_dir(
     batchgenre.classify.client.Summary
         ``out``, the count ``classified``, ``failed`` (path, reason) pairs, lost workers.
     """
-    from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
+    from batchgenre.classify.builtin import BUILTIN
     from batchgenre.classify.client import classify_dir as run
     from batchgenre.classify.windows import Windows
     from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 
     return run(
         Path(folder).expanduser(),
-        model_path=None if model is None else Path(model).expanduser(),
+        model_path=model if model is None or model == BUILTIN else Path(model).expanduser(),
         out=Path(out).expanduser(),
         windows=Windows.choose(count=windows, window=window, hop=hop, offset=offset, duration=duration),
         workers=workers,
@@ -276,7 +281,8 @@ def classify_dir(
         retry_failed=retry_failed,
         file_timeout=DEFAULT_FILE_TIMEOUT if file_timeout is None else file_timeout,
         memory_cap=DEFAULT_MEMORY_CAP if memory_cap is None else memory_cap,
-        min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        min_confidence=min_confidence,
+        tags=tags,
     )
 
 
@@ -314,131 +320,8 @@ def classify_store(
     stores = [store] if isinstance(store, str | os.PathLike) else list(store)
     return run(
         [os.fspath(s) for s in stores],
-        model_path=None if model is None else Path(model).expanduser(),
+        model_path=model,
         out=Path(out).expanduser(),
         every_row=every_row,
         min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
     )
-
-
-def playlists(results: PathLike, *, out: PathLike) -> Playlists:
-    """Write one extended M3U8 playlist per genre (and one for ``unknown``) from a classify-dir results table.
-
-    Each lists its genre's files, most confident first, as paths relative to the playlist (so the folder
-    can move with the music), with ``#EXTINF`` durations and ``artist - title`` from the files' tags.
-    Failed files are in none; files gone since they were classified are left out and reported.
-
-    Parameters
-    ----------
-    results : str or os.PathLike
-        The ``.csv``, ``.jsonl`` or ``.parquet`` table classify-dir wrote, with its ``.meta.json`` beside it.
-    out : str or os.PathLike
-        The folder for the playlists (``<genre>.m3u8``, names made safe on every file system).
-
-    Returns
-    -------
-    batchgenre.library.playlists.Playlists
-        ``playlists``, each ``genre``, ``path`` and ``count``; ``left_out`` (path, reason) pairs.
-    """
-    from batchgenre.library.playlists import write_playlists
-    from batchgenre.store.results import read_results
-
-    return write_playlists(read_results(Path(results).expanduser()), out=Path(out).expanduser())
-
-
-def report(results: PathLike, *, out: PathLike = "report.html") -> HtmlReport:
-    """Write a self-contained HTML report of a classify-dir results table: readable offline, no network.
-
-    Files per genre, each genre's confidence histogram, a map of the collection (each file placed by its
-    probabilities), each genre's files by confidence, and the unknowns and failures with their reasons.
-    Its size is bounded whatever the table's: the map is a seeded sample of at most 5000 files and the
-    lists show each genre's 250 most and least confident files.
-
-    Parameters
-    ----------
-    results : str or os.PathLike
-        The table classify-dir wrote.
-    out : str or os.PathLike
-        The HTML file to write.
-
-    Returns
-    -------
-    batchgenre.library.report.Report
-        ``out``, the number of ``files``, of ``plots`` drawn and of ``map_points``.
-    """
-    from batchgenre.library.report import write_report
-    from batchgenre.store.results import read_results
-
-    return write_report(read_results(Path(results).expanduser()), out=Path(out).expanduser())
-
-
-def tag(
-    results: PathLike,
-    *,
-    write: bool = False,
-    force: bool = False,
-    field: str | None = None,
-    min_confidence: float | None = None,
-    root: PathLike | None = None,
-) -> TagSummary:
-    """Write each classified file's genre from a results table into the file's own tags; pretend unless ``write``.
-
-    Genres go to ID3 ``TCON`` (MP3, WAV, AIFF), the Vorbis comment ``GENRE`` (FLAC, Ogg Vorbis, Opus)
-    or MP4 ``©gen`` (M4A). Before a file changes, its old values go to a journal beside the results
-    (``results.csv.tag-journal.jsonl``) that :func:`undo_tags` reads; each file is written as a copy
-    that replaces it, so a kill leaves it as it was or as intended, and a rerun finishes the rest.
-    Only the tag changes: the audio bytes stay as they were; the file's mtime becomes the write's.
-
-    Parameters
-    ----------
-    results : str or os.PathLike
-        A results table written by :func:`classify_dir` (``.csv``, ``.jsonl`` or ``.parquet``).
-    write : bool
-        Change the files; without it, only say what would change.
-    force : bool
-        Replace a genre the file already has (by default it is kept, and counted).
-    field : str, optional
-        Write this field instead of the genre, leaving the user's genre alone: ``BATCHGENRE_GENRE``
-        is an ID3 ``TXXX:BATCHGENRE_GENRE`` frame, a Vorbis comment, an MP4 ``----:com.batchgenre:genre`` atom.
-    min_confidence : float, optional
-        Leave files whose top probability is below this (default: write whatever genre a row names).
-    root : str or os.PathLike, optional
-        The folder the rows' paths are in (default: the one classify-dir recorded).
-
-    Returns
-    -------
-    batchgenre.library.tagging.TagSummary
-        Counts ``changed``, ``kept``, ``already``, ``skipped``, ``failed``; ``lines`` (one per changed
-        or failed file, ``path: old -> new``); ``journal``; ``count_line()``.
-    """
-    from batchgenre.library.tagging import tag as run
-
-    return run(
-        Path(results).expanduser(),
-        write=write,
-        force=force,
-        field_name=field,
-        min_confidence=min_confidence,
-        root=None if root is None else Path(root).expanduser(),
-    )
-
-
-def undo_tags(journal: PathLike) -> UndoSummary:
-    """Put back every tag value that :func:`tag` changed, as its journal recorded them; safe to run again.
-
-    A field that was absent is removed; old values come back exactly, several values included. A file
-    whose field someone changed since batchgenre wrote it is left as it is, with a line.
-
-    Parameters
-    ----------
-    journal : str or os.PathLike
-        The ``<results>.tag-journal.jsonl`` that ``tag(..., write=True)`` wrote.
-
-    Returns
-    -------
-    batchgenre.library.journal.UndoSummary
-        ``restored`` and ``already`` counts, ``lines`` for files not restored (``failed`` of them).
-    """
-    from batchgenre.library.journal import undo
-
-    return undo(os.fspath(Path(journal).expanduser()))

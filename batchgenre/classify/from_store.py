@@ -41,6 +41,11 @@ def classify_store(
     store = open_stores(urls)
     model = load_classifier(model_path)
     where = ", ".join(urls)
+    if model.reads != "features":
+        raise BatchgenreError(
+            f"the built-in model reads musicnn's tags, which {where} does not hold: classify the folder with it, "
+            "or give --model a model trained on the store's feature set"
+        )
     trained, held = model.metadata["feature_set"], store.attrs["feature_set"]
     if trained != held:
         raise BatchgenreError(

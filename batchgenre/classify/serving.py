@@ -72,22 +72,26 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 
 @dataclass(frozen=True)
 class Classifier:
-    """A trained model's forward pass: feature rows [shape=(n, D)] -> probabilities [shape=(n, genres)].
+    """A model's forward pass: input rows [shape=(n, D)] -> probabilities [shape=(n, genres)].
 
     ``steps`` are the model's layers in order, each a function of [shape=(n, d)] float32 arrays;
-    ``novelty`` measures how far rows lie from its training rows (None for a model trained before it).
+    ``novelty`` measures how far rows lie from its training rows (None for a model trained before it,
+    and for the built-in tagger). ``reads`` names the rows it takes of a file's windows
+    (``windows.FileWindows``): a trained model its ``features``, the built-in tagger
+    (``classify.builtin``) its musicnn ``tags``.
     """
 
     metadata: dict[str, Any]
     steps: tuple[Callable[[Array], Array], ...]
     novelty: Novelty | None = None
+    reads: str = "features"
 
     @property
     def genres(self) -> list[str]:
         return self.metadata["genres"]
 
     def probabilities(self, features: Array) -> Array:
-        """Genre probabilities [shape=(n, genres), dtype=float32] of feature rows [shape=(n, D)]."""
+        """Genre probabilities [shape=(n, genres), dtype=float32] of input rows [shape=(n, D)], as ``reads`` says."""
         x = np.asarray(features, dtype=np.float32)
         for step in self.steps:
             x = step(x)

@@ -28,6 +28,7 @@ from batchgenre.cli.options import (
     add_clip_options,
     add_cluster_options,
     add_confidence_option,
+    add_model_options,
     add_window_options,
     escaped,
     genre_list,
@@ -81,9 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("classify-dir", help="predict the genre of every audio file under a folder, in parallel")
     p.add_argument("folder", type=Path, nargs="?", help="audio folder, searched recursively (or --store)")
-    p.add_argument(
-        "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
-    )
+    add_model_options(p)
     p.add_argument(
         "--out", type=Path, default=Path("results.csv"), help="results .csv, .jsonl or .parquet (default results.csv)"
     )
@@ -103,9 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("classify", help="predict the genre of one file or URL")
     p.add_argument("source", help="an audio file, or a URL that yt-dlp can fetch")
-    p.add_argument(
-        "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
-    )
+    add_model_options(p)
     add_window_options(p)
     add_confidence_option(p)
     p.set_defaults(run=run_classify)

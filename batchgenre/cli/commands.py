@@ -83,6 +83,7 @@ def run_classify_dir(args: argparse.Namespace) -> int:
             offset=args.offset,
             duration=args.duration,
             min_confidence=args.min_confidence,
+            tags=args.tags,
             workers=args.workers,
             scheduler=args.scheduler,
             retry_failed=args.retry_failed,
@@ -101,8 +102,9 @@ def _classify_store(args: argparse.Namespace):
     if args.folder is not None:
         raise BatchgenreError(f"give a folder or --store, not both ({args.folder} and {', '.join(args.store)})")
     audio = [name for name in ("windows", "window", "hop", "offset", "duration") if getattr(args, name) is not None]
-    if audio or args.retry_failed:
-        given = ", ".join(f"--{name}" for name in [*audio, *(["retry-failed"] if args.retry_failed else [])])
+    audio += [name for name in ("retry_failed", "tags") if getattr(args, name)]
+    if audio:
+        given = ", ".join(f"--{name.replace('_', '-')}" for name in audio)
         raise BatchgenreError(f"--store predicts the rows featurize stored, as they are: {given} cannot apply")
     return batchgenre.classify_store(
         args.store, out=args.out, model=args.model, every_row=args.all, min_confidence=args.min_confidence
@@ -112,13 +114,21 @@ def _classify_store(args: argparse.Namespace):
 def run_classify(args: argparse.Namespace) -> int:
     from batchgenre.classify.client import classify_one
 
-    row = classify_one(args.source, model_path=args.model, windows=windows_of(args), min_confidence=args.min_confidence)
+    row = classify_one(
+        args.source,
+        model_path=args.model,
+        windows=windows_of(args),
+        min_confidence=args.min_confidence,
+        tags=args.tags,
+    )
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")
     length = f", {row['duration']} s" if row["duration"] is not None else ""
     print(f"{row['genre']}  ({row['windows']} windows{length})")
     for name, value in sorted(((k[2:], v) for k, v in row.items() if k.startswith("p_")), key=lambda kv: -kv[1]):
         print(f"  {name:<16} {value:.3f}")
+    if "tags" in row:
+        print(f"tags: {row['tags'] or '(none likely)'}")
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ import csv
 import itertools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,9 +28,9 @@ LATER_COLUMNS = ("novelty", *STAT_COLUMNS)
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def columns(genres: list[str]) -> list[str]:
-    """The results' column names, in order, for a model of ``genres``."""
-    return Schema(genres).columns
+def columns(genres: list[str], tags: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The results' column names, in order, for a model of ``genres`` (and ``tags``, see :class:`Schema`)."""
+    return Schema(genres, tags).columns
 
 
 def neutralise(cell: object) -> object:
@@ -53,10 +53,12 @@ class Schema:
     """Each column's type, the same in every format.
 
     ``str`` columns are never null ("" when empty); ``int`` and ``float`` columns hold a number or
-    None (a failed file has no confidence, no probabilities and perhaps no duration).
+    None (a failed file has no confidence, no probabilities and perhaps no duration). A table of
+    ``tags`` (column-safe tag names, musicnn's) ends with a ``tags`` column, the likely tags in
+    words, and one ``tag_<name>`` probability column per tag, after the stat columns.
     """
 
-    def __init__(self, genres: list[str]):
+    def __init__(self, genres: list[str], tags: list[str] | tuple[str, ...] = ()):
         self.types: dict[str, type] = {
             "path": str,
             "genre": str,
@@ -69,6 +71,8 @@ class Schema:
             "error": str,
             **{name: int for name in STAT_COLUMNS},
         }
+        if tags:
+            self.types |= {"tags": str, **{f"tag_{t}": float for t in tags}}
         self.columns = list(self.types)
 
     def older(self, found: list[str]) -> bool:
@@ -178,12 +182,12 @@ _FORMAT_OF = {".csv": _Csv, ".jsonl": _JsonLines, ".parquet": _Parquet}
 class ResultsTable:
     """Rows of classify-dir results at ``out``; opening it reads back rows a previous run wrote."""
 
-    def __init__(self, out: Path, *, genres: list[str]):
+    def __init__(self, out: Path, *, genres: list[str], tags: list[str] | tuple[str, ...] = ()):
         self.out = Path(out)
         suffix = self.out.suffix.lower()
         if suffix not in FORMATS:
             raise BatchgenreError(f"{out}: results go to a .csv, .jsonl or .parquet file")
-        self.schema = Schema(genres)
+        self.schema = Schema(genres, tags)
         self.format = _FORMAT_OF[suffix](self.schema)
         # Parquet cannot be appended to, so its rows wait in a JSON-lines journal until ``finish``.
         if isinstance(self.format, _TextFormat):
@@ -277,12 +281,16 @@ def write_meta(out: Path, meta: dict[str, Any]) -> None:
 
 @dataclass
 class Results:
-    """A finished results table read back: rows (typed, sorted by path), genres, and what ``write_meta`` recorded."""
+    """A finished results table read back: rows (typed, sorted by path), genres, and what ``write_meta`` recorded.
+
+    ``tags`` are the names of its ``tag_<name>`` columns ([] for a table without them).
+    """
 
     path: Path
     rows: list[dict[str, Any]]
     genres: list[str]
     meta: dict[str, Any]
+    tags: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -310,13 +318,14 @@ def read_results(path: Path) -> Results:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise BatchgenreError(f"{path}: cannot read it as results ({error})") from None
     genres = [c[2:] for c in found if c.startswith("p_")]
-    schema = Schema(genres)
+    tags = [c[4:] for c in found if c.startswith("tag_")]
+    schema = Schema(genres, tags)
     if found != schema.columns and not schema.older(found):
         raise BatchgenreError(f"{path}: not a classify-dir results table (its columns are {', '.join(found[:8])}...)")
     meta_file = meta_path(path)
     meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
     typed = sorted((schema.typed(r, where=path) for r in rows), key=lambda r: r["path"])
-    return Results(path, typed, genres, meta)
+    return Results(path, typed, genres, meta, tags)
 
 
 def _drop_torn_tail(path: Path) -> bool:
