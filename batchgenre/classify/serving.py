@@ -35,7 +35,7 @@ KERAS_EPSILON = 1e-7
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
-# batchgenre's own layers (model.py), registered with Keras under the package name "batchgenre".
+# batchgenre's own layers (training/model.py), registered with Keras under the package name "batchgenre".
 CUSTOM_LAYERS = ("Log10Columns", "SelectColumns")
 
 Array = np.ndarray

@@ -52,7 +52,7 @@ def write_report(results: Results, *, out: Path) -> Report:
         plots[-1],
         _heading("Each genre's files", f"Most confident first; past {2 * LIST_ROWS} files, the middle is left out."),
         _genre_tabs(data),
-        _heading("Unknown", _problems(data.unknowns, "files below --min-confidence, least confident first")),
+        _heading("Unknown", _problems(data.unknowns, "files no genre fits (confidence, novelty), least sure first")),
         _table(data.unknowns, {"path": "file", "best_guess": "best guess", "confidence": "confidence"}),
         _heading("Failed", _problems(data.failures, "files that could not be classified, with the reason")),
         _table(data.failures, {"path": "file", "error": "reason"}),

@@ -4,9 +4,10 @@ The model: the feature transform and the standardisation live inside it, then th
 dense layers. The artifact is one ``.keras`` file: Keras writes the model, and an extra
 ``batchgenre.json`` member of the same zip holds what a prediction must agree with: the genre
 list, the feature set, its parameters and value names, the store's sample rate and clip offset
-and duration, a summary of the metrics and the versions. Keras ignores the extra member, so
+and duration, a summary of the metrics and the versions; ``novelty.npz`` holds the training rows
+novelty is measured against (classify/novelty.py). Keras ignores the extra members, so
 ``keras.saving.load_model(path, safe_mode=True)`` loads the file as it is. Classification reads
-it without Keras (serving.py); ``load_model`` is Keras's view of it, for training's checks.
+it without Keras (classify/serving.py); ``load_model`` is Keras's view of it, for training's checks.
 """
 
 from __future__ import annotations
