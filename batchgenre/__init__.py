@@ -10,6 +10,11 @@ The public Python API, which the command line calls too::
     model = batchgenre.load_model(report.run_dir / "model.keras")
     model.predict("song.mp3")                                           # {"classical": 0.01, ...}
     batchgenre.classify_dir("~/Music", model="runs/three/model.keras", out="results.csv")
+    batchgenre.playlists("results.csv", out="playlists/")                # one rock.m3u8 ... per genre
+    batchgenre.report("results.csv", out="report.html")                 # a self-contained page to look at
+    batchgenre.tag("results.csv", write=True)                          # the genres into the files' tags
+    batchgenre.undo_tags("results.csv.tag-journal.jsonl")               # and back
+    batchgenre.classify_dir("~/Music", model="msd", out="tags.csv")    # the built-in tagger, no training
 
 Each name imports its heavy parts (librosa, Dask, zarr, TensorFlow) only when called, so
 ``import batchgenre`` itself stays fast; only ``train`` loads TensorFlow.
@@ -21,6 +26,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from batchgenre.library.api import playlists, report, tag, undo_tags
+
 if TYPE_CHECKING:
     import pandas
 
@@ -30,7 +37,18 @@ if TYPE_CHECKING:
     from batchgenre.training.trainer import Report
 
 __version__ = "0.1.0"
-__all__ = ["classify_dir", "featurize", "load_model", "open_store", "train"]
+__all__ = [
+    "classify_dir",
+    "classify_store",
+    "featurize",
+    "load_model",
+    "open_store",
+    "playlists",
+    "report",
+    "tag",
+    "train",
+    "undo_tags",
+]
 
 PathLike = str | os.PathLike
 
@@ -194,7 +212,8 @@ def load_model(path: PathLike, *, windows: int | str | None = None, window: floa
     Parameters
     ----------
     path : str or os.PathLike
-        A ``model.keras`` written by :func:`train`.
+        A ``model.keras`` written by :func:`train`, or ``"msd"``: the built-in model, musicnn's MSD
+        tagger, whose genres are its genre tags (``batchgenre.classify.builtin.GENRE_TAGS``).
     windows : int or "all", optional
         Windows spread over each file or clip whose probabilities are averaged (default 5; "all": every one).
     window : float, optional
@@ -223,6 +242,7 @@ def classify_dir(
     offset: float | None = None,
     duration: float | None = None,
     min_confidence: float | None = None,
+    tags: bool = False,
     workers: int = 2,
     scheduler: str | None = None,
     retry_failed: bool = False,
@@ -238,7 +258,8 @@ def classify_dir(
     out : str or os.PathLike
         The results table: ``.csv``, ``.jsonl`` or ``.parquet``; files already in it are skipped.
     model : str or os.PathLike, optional
-        A ``model.keras`` written by :func:`train` (default ``runs/three_genres/model.keras``).
+        A ``model.keras`` written by :func:`train`, or ``"msd"``, the built-in model (musicnn's MSD
+        tagger, no training). Default ``runs/three_genres/model.keras``, or the built-in where there is none.
     windows : int or "all", optional
         Windows spread over each file, decoding only those (default 5); "all": every window, ``hop`` apart.
     window, hop : float, optional
@@ -246,7 +267,10 @@ def classify_dir(
     offset, duration : float, optional
         Classify this one excerpt of each file instead of windows.
     min_confidence : float, optional
-        Below this top mean probability a file's genre is ``unknown`` (default 0.7).
+        Below this top mean probability a file's genre is ``unknown`` (default 0.7; the built-in's 0.2).
+    tags : bool
+        Add musicnn's tags: a ``tags`` column (the likely ones, most likely first) and a ``tag_<name>``
+        probability column per tag. Needs a model whose features include musicnn; the built-in always adds them.
     workers, scheduler, retry_failed, file_timeout, memory_cap
         As for :func:`featurize`.
 
@@ -255,14 +279,14 @@ def classify_dir(
     batchgenre.classify.client.Summary
         ``out``, the count ``classified``, ``failed`` (path, reason) pairs, lost workers.
     """
-    from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
+    from batchgenre.classify.builtin import BUILTIN
     from batchgenre.classify.client import classify_dir as run
     from batchgenre.classify.windows import Windows
     from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 
     return run(
         Path(folder).expanduser(),
-        model_path=None if model is None else Path(model).expanduser(),
+        model_path=model if model is None or model == BUILTIN else Path(model).expanduser(),
         out=Path(out).expanduser(),
         windows=Windows.choose(count=windows, window=window, hop=hop, offset=offset, duration=duration),
         workers=workers,
@@ -270,5 +294,47 @@ def classify_dir(
         retry_failed=retry_failed,
         file_timeout=DEFAULT_FILE_TIMEOUT if file_timeout is None else file_timeout,
         memory_cap=DEFAULT_MEMORY_CAP if memory_cap is None else memory_cap,
+        min_confidence=min_confidence,
+        tags=tags,
+    )
+
+
+def classify_store(
+    store: PathLike | list[PathLike],
+    *,
+    out: PathLike = "results.csv",
+    model: PathLike | None = None,
+    every_row: bool = False,
+    min_confidence: float | None = None,
+) -> ClassifySummary:
+    """Classify the files a feature store holds into a results table, decoding nothing: featurize once, try many models.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or a list of them
+        A store written by :func:`featurize`, or stores of the same files one per feature set.
+    out : str or os.PathLike
+        The results table, as for :func:`classify_dir`; its paths are relative to the store's folder.
+    model : str or os.PathLike, optional
+        A ``model.keras`` trained on the store's feature set (default ``runs/three_genres/model.keras``).
+    every_row : bool
+        Every file of the store; by default only the unlabelled ones (those left to fill in).
+    min_confidence : float, optional
+        As for :func:`classify_dir`.
+
+    Returns
+    -------
+    batchgenre.classify.client.Summary
+        ``out``, the count ``classified``, ``failed`` (path, reason) pairs.
+    """
+    from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
+    from batchgenre.classify.from_store import classify_store as run
+
+    stores = [store] if isinstance(store, str | os.PathLike) else list(store)
+    return run(
+        [os.fspath(s) for s in stores],
+        model_path=model,
+        out=Path(out).expanduser(),
+        every_row=every_row,
         min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
     )

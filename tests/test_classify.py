@@ -379,3 +379,64 @@ def test_a_model_of_window_rows_cuts_files_as_it_learnt_unless_told_otherwise(tm
     assert read_csv(tmp_path / "told.csv")[0]["windows"] == "1" and "learnt from 10 s clips" in told.stderr
     one = run_cli("classify", tmp_path / "audio" / "song.wav", "--model", model)
     assert one.returncode == 0 and "(3 windows, 32.0 s)" in one.stdout, one.stderr
+
+
+def test_classify_dir_from_a_store_equals_decoding_the_same_excerpts(tmp_path, model):
+    root = tmp_path / "music"
+    expected = write_mixed_folder(root)
+    store = tmp_path / "f.zarr"
+    assert run_cli("featurize", root, "--out", store, "--workers", "2").returncode == 3  # the corrupt mp3
+    from_store, decoded = tmp_path / "from_store.csv", tmp_path / "decoded.csv"
+    result = run_cli("classify-dir", "--store", store, "--model", model, "--out", from_store)
+    assert result.returncode == 3 and f"{len(expected) - 1} classified, 1 failed" in result.stdout, result.stderr
+    excerpt = ("--offset", "0", "--duration", "30")
+    assert run_cli("classify-dir", root, "--model", model, "--out", decoded, *excerpt).returncode == 3
+    stored, fresh = read_results(from_store), read_results(decoded)
+    assert stored.root == fresh.root == root.resolve() and stored.meta["store"] == str(store)
+    assert [r["path"] for r in stored.rows] == [r["path"] for r in fresh.rows] == sorted(expected)
+    for a, b in zip(stored.rows, fresh.rows, strict=True):
+        assert (a["genre"], a["status"], a["size"], a["mtime_ns"]) == (
+            b["genre"],
+            b["status"],
+            b["size"],
+            b["mtime_ns"],
+        )
+        for genre in GENRES:
+            assert a[f"p_{genre}"] == pytest.approx(b[f"p_{genre}"], abs=2e-4) if a["status"] == "classified" else True
+    bad = next(r for r in stored.rows if r["path"] == "broken/corrupt.mp3")
+    assert bad["status"] == "failed" and "not an audio file" in bad["error"]
+
+
+def test_classify_dir_from_a_store_takes_its_unlabelled_files_unless_told_all(tmp_path, model):
+    corpus = make_corpus(tmp_path / "audio", per_genre=2, seconds=4)
+    store = tmp_path / "f.zarr"
+    assert run_cli("featurize", tmp_path / "audio", "--out", store, "--workers", "1").returncode == 0
+    out = tmp_path / "r.csv"
+    result = run_cli("classify-dir", "--store", store, "--model", model, "--out", out)
+    assert result.returncode == 0 and "0 classified, 0 failed" in result.stdout, result.stderr
+    result = run_cli("classify-dir", "--store", store, "--model", model, "--out", out, "--all")
+    assert result.returncode == 0 and f"{len(corpus)} classified, 0 failed" in result.stdout, result.stderr
+    right = sum(r["genre"] == r["path"].split("/")[0] for r in read_results(out).rows)
+    assert right >= len(corpus) - 1
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--features", "fast"], "holds feature set 'fast', the model was trained on 'robust'"),
+        (["--windows", "3"], "--store predicts the rows featurize stored, as they are: --windows cannot apply"),
+        (["FOLDER"], "give a folder or --store, not both"),
+    ],
+)
+def test_classify_dir_from_a_store_refuses_in_one_line(tmp_path, model, args, says):
+    make_corpus(tmp_path / "audio", per_genre=1, seconds=3)
+    features = ["--features", "fast"] if args[0] == "--features" else []
+    assert (
+        run_cli("featurize", tmp_path / "audio", "--out", tmp_path / "f.zarr", "--workers", "1", *features).returncode
+        == 0
+    )
+    extra = [] if args[0] == "--features" else [tmp_path if a == "FOLDER" else a for a in args]
+    result = run_cli(
+        "classify-dir", *extra, "--store", tmp_path / "f.zarr", "--model", model, "--out", tmp_path / "r.csv"
+    )
+    assert result.returncode == 2 and says in result.stderr and result.stderr.count("\n") == 1, result.stderr

@@ -10,7 +10,7 @@ import pytest
 
 from batchgenre.classify.client import FileWindows, result_row
 from batchgenre.errors import BatchgenreError
-from batchgenre.store.results import ResultsTable, columns, neutralise, read_results, restore
+from batchgenre.store.results import LATER_COLUMNS, ResultsTable, columns, neutralise, read_results, restore
 
 pandas = pytest.importorskip("pandas")
 
@@ -218,14 +218,14 @@ def test_below_min_confidence_a_file_is_unknown_and_keeps_its_probabilities(p_dr
     assert row["p_drone"] == pytest.approx(p_drone) and row["confidence"] == pytest.approx(max(p_drone, 1 - p_drone))
 
 
-def test_a_table_from_before_the_stat_columns_resumes_and_gains_them(tmp_path):
+def test_a_table_from_before_the_novelty_and_stat_columns_resumes_and_gains_them(tmp_path):
     out = tmp_path / "results.csv"
-    older = columns(GENRES)[:-2]
-    assert older[-2:] == ["status", "error"]
+    older = [c for c in columns(GENRES) if c not in LATER_COLUMNS]
+    assert older == ["path", "genre", "confidence", "p_drone", "p_techno", "windows", "duration", "status", "error"]
     out.write_text(",".join(older) + "\nold.wav,drone,0.9,0.9,0.1,1,30.0,classified,\n")
     table = ResultsTable(out, genres=GENRES)
     table.add({**classified("new.wav", 0.8), "size": 10, "mtime_ns": 7})
     table.finish()
     rows = read_results(out).rows
     assert [(r["path"], r["size"], r["mtime_ns"]) for r in rows] == [("new.wav", 10, 7), ("old.wav", None, None)]
-    assert out.read_text().splitlines()[0].endswith(",status,error,size,mtime_ns")
+    assert rows[1]["novelty"] is None and out.read_text().splitlines()[0] == ",".join(columns(GENRES))

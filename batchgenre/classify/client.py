@@ -18,6 +18,7 @@ import numpy as np
 from batchgenre import __version__
 from batchgenre.audio import SAMPLE_RATE
 from batchgenre.classify import serving
+from batchgenre.classify.novelty import Novelty
 from batchgenre.classify.windows import FileWindows, Windows, classify_block, file_windows
 from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError
@@ -41,26 +42,75 @@ class Summary:
     lost_workers: list[str] = field(default_factory=list)
 
 
-def load_classifier(model_path: Path | None) -> serving.Classifier:
-    """The model (``--model``, or the default one), checked against the features this version computes."""
-    path = Path(model_path) if model_path is not None else DEFAULT_MODEL
-    if model_path is None and not path.is_file():
-        raise BatchgenreError(
-            f"no trained model at {path}: make one with `batchgenre train configs/three_genres.toml`, or pass --model"
+def load_classifier(model_path: str | Path | None) -> serving.Classifier:
+    """The model ``--model`` names, ready to predict.
+
+    The string ``"msd"`` is the built-in (``builtin``); a path is a trained model, checked against the
+    features this version computes; None is the default path's model, or the built-in where there is none.
+    """
+    from batchgenre.classify.builtin import BUILTIN, builtin_classifier
+
+    if isinstance(model_path, str) and model_path == BUILTIN:
+        return builtin_classifier()
+    if model_path is None and not DEFAULT_MODEL.is_file():
+        log.info(
+            "no trained model at %s: classifying with the built-in model %s (musicnn's MSD tagger); "
+            "--model chooses another",
+            DEFAULT_MODEL,
+            BUILTIN,
         )
-    model = serving.load_classifier(path)
+        return builtin_classifier()
+    model = serving.load_classifier(Path(model_path) if model_path is not None else DEFAULT_MODEL)
     check_features(model.metadata)
     return model
 
 
+def with_tags(model: serving.Classifier, tags: bool) -> bool:
+    """Whether results get tag columns: always from the built-in; with ``tags``, from a model whose set has musicnn.
+
+    musicnn's tags come from the forward pass that computes its features, so they cost nothing more.
+    """
+    from batchgenre.features import get_feature_set
+
+    if model.reads == "tags":
+        return True
+    feature_set = model.metadata["feature_set"]
+    if tags and "tags" not in get_feature_set(feature_set).extras:
+        raise BatchgenreError(
+            f"--tags needs a model whose features include musicnn (like robust+musicnn); this one's are "
+            f"{feature_set!r}: train on such a store, or use --model msd"
+        )
+    return tags
+
+
+def _min_confidence(model: serving.Classifier, given: float | None) -> float:
+    """``given``, else the model's own default (the built-in's), else DEFAULT_MIN_CONFIDENCE."""
+    return given if given is not None else model.metadata.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
+
+
 def result_row(
-    item: FileWindows, genres: list[str], probabilities: np.ndarray | None, *, min_confidence: float
+    item: FileWindows,
+    genres: list[str],
+    probabilities: np.ndarray | None,
+    *,
+    min_confidence: float,
+    novelty: Novelty | None = None,
+    tags: bool = False,
 ) -> dict:
     """One results row; ``probabilities`` [shape=(windows, genres)] or None for a failed file.
 
-    A file whose top mean probability is below ``min_confidence`` gets the genre ``unknown``; its
-    probabilities are kept.
+    A file whose top mean probability is below ``min_confidence``, or whose windows' mean novelty
+    (their features' distance from the model's training rows) is past the model's threshold, gets
+    the genre ``unknown``; its probabilities are kept. With ``tags``, the row also has the tag
+    cells of ``item.tags`` (``builtin.tag_cells``).
     """
+    from batchgenre.classify.builtin import tag_cells
+
+    if tags:
+        return {
+            **result_row(item, genres, probabilities, min_confidence=min_confidence, novelty=novelty),
+            **tag_cells(item.tags if probabilities is not None else None),
+        }
     row = {
         "path": item.path,
         "windows": 0,
@@ -71,13 +121,16 @@ def result_row(
         "mtime_ns": item.mtime_ns,
     }
     if probabilities is None:
-        return {**row, "genre": "", "confidence": None, **{f"p_{g}": None for g in genres}}
+        return {**row, "genre": "", "confidence": None, "novelty": None, **{f"p_{g}": None for g in genres}}
     mean = probabilities.mean(axis=0, dtype=np.float64)
     best = int(np.argmax(mean))
+    distance = None if novelty is None else float(novelty.scores(item.features).mean())
+    known = mean[best] >= min_confidence and (distance is None or distance <= novelty.threshold)
     return {
         **row,
-        "genre": genres[best] if mean[best] >= min_confidence else UNKNOWN,
+        "genre": genres[best] if known else UNKNOWN,
         "confidence": round(float(mean[best]), 4),
+        "novelty": None if distance is None else round(distance, 4),
         **{f"p_{g}": round(float(p), 4) for g, p in zip(genres, mean, strict=True)},
         "windows": len(probabilities),
         "duration": round(item.duration, 2) if item.duration is not None else None,
@@ -97,13 +150,17 @@ def classify_dir(
     retry_failed: bool = False,
     file_timeout: float = DEFAULT_FILE_TIMEOUT,
     memory_cap: int = DEFAULT_MEMORY_CAP,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_confidence: float | None = None,
+    tags: bool = False,
 ) -> Summary:
     """Classify every audio file under ``root`` into the results table ``out``, skipping files already in it.
 
     Windows of no length (``Windows.window`` None) are cut as long as the model's (``Windows.for_model``).
+    ``model_path`` as ``load_classifier`` takes it; ``min_confidence`` None is the model's default;
+    ``tags`` adds musicnn's tag columns (``with_tags``).
     """
     from batchgenre.audio.corpus import discover, rows_per_chunk
+    from batchgenre.classify.builtin import TAG_COLUMNS
     from batchgenre.cluster.connection import connect
     from batchgenre.cluster.runner import run_blocks
     from batchgenre.store.results import ResultsTable, write_meta
@@ -116,14 +173,16 @@ def classify_dir(
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     model = load_classifier(model_path)
     metadata, genres = model.metadata, model.genres
+    tags = with_tags(model, tags)
+    min_confidence = _min_confidence(model, min_confidence)
     windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)
-    table = ResultsTable(out, genres=genres)
+    table = ResultsTable(out, genres=genres, tags=TAG_COLUMNS if tags else ())
     write_meta(
         out,
         {
             "root": str(root),
-            "model": str(Path(model_path or DEFAULT_MODEL).resolve()),
+            "model": metadata.get("builtin") or str(Path(model_path or DEFAULT_MODEL).resolve()),
             "feature_set": metadata["feature_set"],
             "genres": genres,
             "batchgenre": __version__,
@@ -151,7 +210,7 @@ def classify_dir(
                 if error is not None:  # a lost worker: its files get failed rows, the run goes on
                     reason = f"worker failed: {type(error).__name__}: {error}"
                     items = [FileWindows(p, None, error=reason) for p in blocks[block]]
-                _predict_into(table, model, genres, items, min_confidence=min_confidence)
+                _predict_into(table, model, items, min_confidence=min_confidence, tags=tags)
 
             summary.lost_workers = run_blocks(
                 client,
@@ -164,6 +223,11 @@ def classify_dir(
                 on_finished=finished,
             )
     table.finish()
+    return count_rows(table, summary)
+
+
+def count_rows(table, summary: Summary) -> Summary:
+    """``summary`` with the finished table's classified files counted and its failed ones listed."""
     for path, row in table.rows.items():
         if row["status"] == "classified":
             summary.classified += 1
@@ -173,17 +237,17 @@ def classify_dir(
 
 
 def _predict_into(
-    table, model: serving.Classifier, genres: list[str], items: list[FileWindows], *, min_confidence: float
+    table, model: serving.Classifier, items: list[FileWindows], *, min_confidence: float, tags: bool
 ) -> None:
     """Predict every window of a block in one batch and record one row per file."""
-    good = [item.features for item in items if item.features is not None]
+    good = [getattr(item, model.reads) for item in items if item.features is not None]
     probabilities = model.probabilities(np.concatenate(good)) if good else None
     start = 0
     for item in items:
         rows = None
         if item.features is not None:
             rows, start = probabilities[start : start + len(item.features)], start + len(item.features)
-        table.add(result_row(item, genres, rows, min_confidence=min_confidence))
+        table.add(result_row(item, model.genres, rows, min_confidence=min_confidence, novelty=model.novelty, tags=tags))
 
 
 def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
@@ -197,32 +261,40 @@ def _warn_if_windows_differ(metadata: dict, windows: Windows) -> None:
 def classify_one(
     source: str,
     *,
-    model_path: Path | None,
+    model_path: str | Path | None,
     windows: Windows = Windows(),
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_confidence: float | None = None,
+    tags: bool = False,
 ) -> dict:
-    """Classify one file or URL in this process; returns its results row. Windows of no length get the model's."""
+    """Classify one file or URL in this process; returns its results row. Windows of no length get the model's.
+
+    ``model_path``, ``min_confidence`` and ``tags`` as for ``classify_dir``.
+    """
     if "://" not in source and not Path(source).is_file():
         raise BatchgenreError(f"{source}: no such file")
     model = load_classifier(model_path)
+    tags = with_tags(model, tags)
+    min_confidence = _min_confidence(model, min_confidence)
     metadata = model.metadata
     windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)
     if "://" in source:
         with tempfile.TemporaryDirectory(prefix="batchgenre-") as tmp:
             path = fetch(source, Path(tmp))
-            return _classify_path(path, model, windows, name=source, min_confidence=min_confidence)
-    return _classify_path(Path(source), model, windows, name=source, min_confidence=min_confidence)
+            return _classify_path(path, model, windows, name=source, min_confidence=min_confidence, tags=tags)
+    return _classify_path(Path(source), model, windows, name=source, min_confidence=min_confidence, tags=tags)
 
 
 def _classify_path(
-    path: Path, model: serving.Classifier, windows: Windows, *, name: str, min_confidence: float
+    path: Path, model: serving.Classifier, windows: Windows, *, name: str, min_confidence: float, tags: bool
 ) -> dict:
     started = time.perf_counter()
     item = file_windows(path, name=name, feature_set=model.metadata["feature_set"], sr=SAMPLE_RATE, windows=windows)
-    probabilities = model.probabilities(item.features) if item.features is not None else None
+    probabilities = model.probabilities(getattr(item, model.reads)) if item.features is not None else None
     log.debug("%s classified in %.2f s", name, time.perf_counter() - started)
-    return result_row(item, model.genres, probabilities, min_confidence=min_confidence)
+    return result_row(
+        item, model.genres, probabilities, min_confidence=min_confidence, novelty=model.novelty, tags=tags
+    )
 
 
 def fetch(url: str, folder: Path) -> Path:

@@ -15,7 +15,7 @@ from batchgenre.errors import BatchgenreError
 
 @dataclass(frozen=True)
 class GenreModel:
-    """A model written by ``batchgenre train``, run in NumPy, cutting audio into ``windows`` as classify-dir does.
+    """A trained model or the built-in ``msd``, run in NumPy, cutting audio into ``windows`` as classify-dir does.
 
     Attributes
     ----------
@@ -48,7 +48,8 @@ class GenreModel:
         Returns
         -------
         dict
-            genre -> probability (float, summing to 1), in the order of ``genres``.
+            genre -> probability (float), in the order of ``genres``: a trained model's sum to 1, the
+            built-in's are each its genre tag's own (independent sigmoid) probability.
 
         Raises
         ------
@@ -56,20 +57,21 @@ class GenreModel:
             The file cannot be decoded, or no window of it gives features (silent, too short).
         """
         if isinstance(audio, np.ndarray):
-            features, error = self._sample_features(audio, sr=sr)
+            features, tags, error = self._sample_features(audio, sr=sr)
             name = "the samples"
         else:
             item = file_windows(
                 audio, name=os.fspath(audio), feature_set=self.feature_set, sr=SAMPLE_RATE, windows=self.windows
             )
-            features, error, name = item.features, item.error, item.path
+            features, tags, error, name = item.features, item.tags, item.error, item.path
         if features is None:
             raise BatchgenreError(f"{name}: {error}")
-        mean = self.classifier.probabilities(features).mean(axis=0, dtype=np.float64)
+        rows = tags if self.classifier.reads == "tags" else features
+        mean = self.classifier.probabilities(rows).mean(axis=0, dtype=np.float64)
         return {genre: float(p) for genre, p in zip(self.genres, mean, strict=True)}
 
-    def _sample_features(self, y: np.ndarray, *, sr: int | None) -> tuple[np.ndarray | None, str]:
-        """Window features [shape=(windows, D)] of samples, cut as ``windows`` cuts a file of the same length."""
+    def _sample_features(self, y: np.ndarray, *, sr: int | None) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+        """``window_features`` of samples, cut as ``windows`` cuts a file of the same length."""
         if sr is None or sr <= 0:
             raise BatchgenreError("predict(samples) needs their sample rate: pass sr=, in Hz")
         y = np.asarray(y, dtype=np.float32)
@@ -93,7 +95,7 @@ class GenreModel:
 
 
 def load_genre_model(path: str | os.PathLike, *, windows: Windows | None = None) -> GenreModel:
-    """The model at ``path``, checked against the features this version computes, with windows of its length."""
+    """The built-in ``"msd"`` or the trained model at ``path`` (``client.load_classifier``), windows of its length."""
     from batchgenre.classify.client import load_classifier
 
     classifier = load_classifier(path)

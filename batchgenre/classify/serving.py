@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from batchgenre.classify.novelty import MEMBER as NOVELTY
+from batchgenre.classify.novelty import Novelty
 from batchgenre.errors import BatchgenreError, shown
 from batchgenre.store.artifact import read_metadata
 
@@ -33,7 +35,7 @@ KERAS_EPSILON = 1e-7
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
-# batchgenre's own layers (model.py), registered with Keras under the package name "batchgenre".
+# batchgenre's own layers (training/model.py), registered with Keras under the package name "batchgenre".
 CUSTOM_LAYERS = ("Log10Columns", "SelectColumns")
 
 Array = np.ndarray
@@ -70,20 +72,26 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 
 @dataclass(frozen=True)
 class Classifier:
-    """A trained model's forward pass: feature rows [shape=(n, D)] -> probabilities [shape=(n, genres)].
+    """A model's forward pass: input rows [shape=(n, D)] -> probabilities [shape=(n, genres)].
 
-    ``steps`` are the model's layers in order, each a function of [shape=(n, d)] float32 arrays.
+    ``steps`` are the model's layers in order, each a function of [shape=(n, d)] float32 arrays;
+    ``novelty`` measures how far rows lie from its training rows (None for a model trained before it,
+    and for the built-in tagger). ``reads`` names the rows it takes of a file's windows
+    (``windows.FileWindows``): a trained model its ``features``, the built-in tagger
+    (``classify.builtin``) its musicnn ``tags``.
     """
 
     metadata: dict[str, Any]
     steps: tuple[Callable[[Array], Array], ...]
+    novelty: Novelty | None = None
+    reads: str = "features"
 
     @property
     def genres(self) -> list[str]:
         return self.metadata["genres"]
 
     def probabilities(self, features: Array) -> Array:
-        """Genre probabilities [shape=(n, genres), dtype=float32] of feature rows [shape=(n, D)]."""
+        """Genre probabilities [shape=(n, genres), dtype=float32] of input rows [shape=(n, D)], as ``reads`` says."""
         x = np.asarray(features, dtype=np.float32)
         for step in self.steps:
             x = step(x)
@@ -99,8 +107,10 @@ def load_classifier(path: str | Path) -> Classifier:
     try:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read(CONFIG_MEMBER))
+            # Models trained before novelty have none: they never call a file unknown for it.
+            novelty = Novelty.from_bytes(archive.read(NOVELTY)) if NOVELTY in archive.namelist() else None
             with archive.open(WEIGHTS_MEMBER) as member, h5py.File(member, "r") as weights:
-                classifier = Classifier(metadata, _steps(path, config, weights))
+                classifier = Classifier(metadata, _steps(path, config, weights), novelty)
         # One row through every layer: arrays of the wrong shape fail here, not at the first prediction.
         shape = classifier.probabilities(np.ones((1, len(metadata["feature_names"])), np.float32)).shape
     except (KeyError, IndexError, ValueError, TypeError, OSError) as error:  # a member, key or array amiss

@@ -90,6 +90,8 @@ class Windows:
 class FileWindows:
     """One file's window features [shape=(windows, D), dtype=float32], or why it has none.
 
+    ``tags`` [shape=(windows, 50), dtype=float32] are musicnn's tag probabilities of the same
+    windows, from the forward pass that gave the features, where the feature set includes musicnn.
     ``size`` and ``mtime_ns`` are the file's as it was read, so that what acts on the results later
     (``batchgenre tag``) can tell a file that changed since.
     """
@@ -100,6 +102,7 @@ class FileWindows:
     error: str = ""
     size: int | None = None
     mtime_ns: int | None = None
+    tags: np.ndarray | None = None
 
 
 def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: Windows) -> FileWindows:
@@ -122,29 +125,43 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
             )
         else:
             cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count, duration=length)
-        features, error = window_features((y for _, y in cut), feature_set=feature_set, sr=sr)
-        return FileWindows(name, features, duration=length if features is not None else None, error=error, **stat)
+        features, tags, error = window_features((y for _, y in cut), feature_set=feature_set, sr=sr)
+        duration = length if features is not None else None
+        return FileWindows(name, features, duration=duration, error=error, tags=tags, **stat)
     except Exception as error:  # one bad file never stops the block
         return FileWindows(name, None, error=describe(error), **stat)
 
 
-def window_features(cut: Iterable[np.ndarray], *, feature_set: str, sr: int) -> tuple[np.ndarray | None, str]:
-    """Features [shape=(windows, D), dtype=float32] of every usable window [shape=(n,)], or None and the first reason.
+def window_features(
+    cut: Iterable[np.ndarray], *, feature_set: str, sr: int
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """Features of every usable window [shape=(n,)], its musicnn tags where the set has them, or why none.
 
     Silent or too-short windows (an intro, a fade-out) are left out.
+
+    Returns
+    -------
+    features : np.ndarray [shape=(windows, D), dtype=float32] or None when no window is usable
+    tags : np.ndarray [shape=(windows, 50), dtype=float32] or None when the set does not include musicnn
+    reason : str
+        the first window's reason when no window is usable, else ""
     """
     from batchgenre.features import FeatureError, get_feature_set
 
     fs = get_feature_set(feature_set)
-    vectors, reasons = [], []
+    vectors, tags, reasons = [], [], []
     for y in cut:
         try:
-            vectors.append(fs.extract(y, sr=sr))
+            vector, extras = fs.extract_with_extras(y, sr=sr)
         except FeatureError as error:
             reasons.append(str(error))
+            continue
+        vectors.append(vector)
+        if "tags" in extras:
+            tags.append(extras["tags"])
     if not vectors:
-        return None, reasons[0] if reasons else "no audio in the chosen excerpt"
-    return np.stack(vectors), ""
+        return None, None, reasons[0] if reasons else "no audio in the chosen excerpt"
+    return np.stack(vectors), np.stack(tags) if tags else None, ""
 
 
 def classify_block(

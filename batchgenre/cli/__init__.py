@@ -14,7 +14,10 @@ from batchgenre.cli.commands import (
     run_classify_dir,
     run_demo_command,
     run_featurize,
+    run_playlists,
     run_plot_features,
+    run_report,
+    run_tag,
     run_train,
 )
 from batchgenre.cli.options import (
@@ -25,10 +28,12 @@ from batchgenre.cli.options import (
     add_clip_options,
     add_cluster_options,
     add_confidence_option,
+    add_model_options,
     add_window_options,
     escaped,
     genre_list,
     positive_seconds,
+    probability,
     whole_number,
 )
 from batchgenre.errors import BatchgenreError
@@ -89,14 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_featurize)
 
     p = commands.add_parser("classify-dir", help="predict the genre of every audio file under a folder, in parallel")
-    p.add_argument("folder", type=Path, help="audio folder, searched recursively")
-    p.add_argument(
-        "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
-    )
+    p.add_argument("folder", type=Path, nargs="?", help="audio folder, searched recursively (or --store)")
+    add_model_options(p)
     p.add_argument(
         "--out", type=Path, default=Path("results.csv"), help="results .csv, .jsonl or .parquet (default results.csv)"
     )
     p.add_argument("--retry-failed", action="store_true", help="classify files that failed before again")
+    p.add_argument(
+        "--store",
+        action="append",
+        metavar="STORE",
+        help="instead of a folder, predict a feature store's unlabelled files, decoding nothing (again for stores "
+        "of the same files, one per feature set)",
+    )
+    p.add_argument("--all", action="store_true", help="with --store: every file of the store, labelled ones too")
     add_window_options(p)
     add_confidence_option(p)
     add_cluster_options(p)
@@ -104,12 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("classify", help="predict the genre of one file or URL")
     p.add_argument("source", help="an audio file, or a URL that yt-dlp can fetch")
-    p.add_argument(
-        "--model", type=Path, help="a model.keras from `batchgenre train` (default runs/three_genres/model.keras)"
-    )
+    add_model_options(p)
     add_window_options(p)
     add_confidence_option(p)
     p.set_defaults(run=run_classify)
+
+    p = commands.add_parser("playlists", help="write one M3U8 playlist per genre from classify-dir's results")
+    p.add_argument("results", type=Path, help="the results table classify-dir wrote")
+    p.add_argument("--out", type=Path, default=Path("playlists"), help="the folder for them (default playlists)")
+    p.set_defaults(run=run_playlists)
+
+    p = commands.add_parser("report", help="write a self-contained HTML report of classify-dir's results")
+    p.add_argument("results", type=Path, help="the results table classify-dir wrote")
+    p.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file (default report.html)")
+    p.set_defaults(run=run_report)
+    _add_tag_command(commands)
 
     p = commands.add_parser("demo", help="run the whole flow on a small corpus it generates (no downloads)")
     p.add_argument(
@@ -119,6 +139,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_demo_command)
     _add_train_commands(commands)
     return parser
+
+
+def _add_tag_command(commands) -> None:
+    p = commands.add_parser("tag", help="write classify-dir's genres into the files' tags (pretends without --write)")
+    p.add_argument("results", type=Path, nargs="?", help="a results table from classify-dir")
+    p.add_argument("--write", action="store_true", help="change the files (default: print what would change)")
+    p.add_argument("--force", action="store_true", help="replace a genre a file already has (default: keep it)")
+    p.add_argument(
+        "--field",
+        metavar="NAME",
+        help="write this field instead of the genre, e.g. BATCHGENRE_GENRE (ID3 TXXX, Vorbis comment, MP4 freeform)",
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=probability,
+        metavar="P",
+        help="leave files whose top probability is below P (default: write whatever genre a row names)",
+    )
+    p.add_argument("--root", type=Path, metavar="DIR", help="the folder the rows' paths are in (default: recorded)")
+    p.add_argument(
+        "--undo",
+        type=Path,
+        metavar="JOURNAL",
+        help="put back the old values a --write recorded in JOURNAL (results.csv.tag-journal.jsonl)",
+    )
+    p.set_defaults(run=run_tag)
 
 
 def _add_train_commands(commands) -> None:

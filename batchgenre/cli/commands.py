@@ -68,39 +68,99 @@ def run_featurize(args: argparse.Namespace) -> int:
 def run_classify_dir(args: argparse.Namespace) -> int:
     import batchgenre
 
-    summary = batchgenre.classify_dir(
-        args.folder,
-        out=args.out,
-        model=args.model,
-        windows=args.windows,
-        window=args.window,
-        hop=args.hop,
-        offset=args.offset,
-        duration=args.duration,
-        min_confidence=args.min_confidence,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        retry_failed=args.retry_failed,
-        file_timeout=args.file_timeout,
-        memory_cap=args.memory_cap,
-    )
+    if args.store:
+        summary = _classify_store(args)
+    elif args.folder is None:
+        raise BatchgenreError("classify-dir needs a folder of audio, or --store STORE")
+    elif args.all:
+        raise BatchgenreError("--all chooses the rows of a --store; a folder is classified whole")
+    else:
+        summary = batchgenre.classify_dir(
+            args.folder,
+            out=args.out,
+            model=args.model,
+            windows=args.windows,
+            window=args.window,
+            hop=args.hop,
+            offset=args.offset,
+            duration=args.duration,
+            min_confidence=args.min_confidence,
+            tags=args.tags,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            retry_failed=args.retry_failed,
+            file_timeout=args.file_timeout,
+            memory_cap=args.memory_cap,
+        )
     print_lost_workers(summary.lost_workers)
     print_failures(summary.failed, where="the results' error column")
     print(f"{summary.classified} classified, {len(summary.failed)} failed -> {summary.out}")
     return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
 
 
+def _classify_store(args: argparse.Namespace):
+    import batchgenre
+
+    if args.folder is not None:
+        raise BatchgenreError(f"give a folder or --store, not both ({args.folder} and {', '.join(args.store)})")
+    audio = [name for name in ("windows", "window", "hop", "offset", "duration") if getattr(args, name) is not None]
+    audio += [name for name in ("retry_failed", "tags") if getattr(args, name)]
+    if audio:
+        given = ", ".join(f"--{name.replace('_', '-')}" for name in audio)
+        raise BatchgenreError(f"--store predicts the rows featurize stored, as they are: {given} cannot apply")
+    return batchgenre.classify_store(
+        args.store, out=args.out, model=args.model, every_row=args.all, min_confidence=args.min_confidence
+    )
+
+
 def run_classify(args: argparse.Namespace) -> int:
     from batchgenre.classify.client import classify_one
 
-    row = classify_one(args.source, model_path=args.model, windows=windows_of(args), min_confidence=args.min_confidence)
+    row = classify_one(
+        args.source,
+        model_path=args.model,
+        windows=windows_of(args),
+        min_confidence=args.min_confidence,
+        tags=args.tags,
+    )
     if row["status"] != "classified":
         raise BatchgenreError(f"{args.source}: {row['error']}")
     length = f", {row['duration']} s" if row["duration"] is not None else ""
     print(f"{row['genre']}  ({row['windows']} windows{length})")
     for name, value in sorted(((k[2:], v) for k, v in row.items() if k.startswith("p_")), key=lambda kv: -kv[1]):
         print(f"  {name:<16} {value:.3f}")
+    if "tags" in row:
+        print(f"tags: {row['tags'] or '(none likely)'}")
     return EXIT_OK
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    import batchgenre
+
+    if args.undo is not None:
+        if args.results is not None:
+            raise BatchgenreError("give either RESULTS to tag or --undo JOURNAL, not both")
+        undone = batchgenre.undo_tags(args.undo)
+        for line in undone.lines:
+            print(line)
+        print(f"{undone.restored} restored, {undone.already} already as they were, {undone.failed} not restored")
+        return EXIT_OK if not undone.failed else EXIT_SOME_FAILED
+    if args.results is None:
+        raise BatchgenreError("name the results table to tag (batchgenre tag results.csv), or --undo JOURNAL")
+    summary = batchgenre.tag(
+        args.results,
+        write=args.write,
+        force=args.force,
+        field=args.field,
+        min_confidence=args.min_confidence,
+        root=args.root,
+    )
+    for line in summary.lines:
+        print(line)
+    print(summary.count_line())
+    if not args.write and summary.changed:
+        print("nothing was written: add --write to change the files")
+    return EXIT_OK if not summary.failed else EXIT_SOME_FAILED
 
 
 def print_lost_workers(workers: list[str]) -> None:
@@ -127,4 +187,23 @@ def run_demo_command(args: argparse.Namespace) -> int:
     print(f"model:     {report.run_dir / 'model.keras'} (test accuracy {report.test_accuracy:.2f})")
     print(f"plots:     {report.run_dir / 'confusion.png'}, {report.run_dir / 'training.png'}")
     print(f"results:   {report.results} ({report.new_music_accuracy:.0%} of the unseen clips right)")
+    return EXIT_OK
+
+
+def run_playlists(args: argparse.Namespace) -> int:
+    import batchgenre
+
+    written = batchgenre.playlists(args.results, out=args.out)
+    for path, reason in written.left_out:
+        print(f"left out: {path}: {reason}", file=sys.stderr)
+    for playlist in written.playlists:
+        print(f"{playlist.count:>7}  {playlist.path}")
+    return EXIT_OK
+
+
+def run_report(args: argparse.Namespace) -> int:
+    import batchgenre
+
+    report = batchgenre.report(args.results, out=args.out)
+    print(f"{report.files} files, {report.plots} plots -> {report.out}")
     return EXIT_OK

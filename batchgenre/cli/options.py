@@ -106,6 +106,26 @@ def add_clip_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=seconds, default=30.0, help="seconds of audio per file (default 30)")
 
 
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    from batchgenre.classify.builtin import BUILTIN, TAG_THRESHOLD
+    from batchgenre.classify.client import DEFAULT_MODEL
+
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        help=f"a model.keras from `batchgenre train`, or {BUILTIN}: the built-in model, musicnn's Million Song "
+        f"Dataset tagger, no training (a file called {BUILTIN} is ./{BUILTIN}). Default {DEFAULT_MODEL}, "
+        f"or {BUILTIN} where there is none",
+    )
+    p.add_argument(
+        "--tags",
+        action="store_true",
+        help="also give musicnn's 50 tags: the likely ones (probability at least "
+        f"{TAG_THRESHOLD:g}) in a tags column, and each one's probability; from the same forward pass, for a "
+        f"model whose features include musicnn (like robust+musicnn); always on with --model {BUILTIN}",
+    )
+
+
 def probability(text: str) -> float:
     try:
         p = float(text)
@@ -117,15 +137,17 @@ def probability(text: str) -> float:
 
 
 def add_confidence_option(p: argparse.ArgumentParser) -> None:
+    from batchgenre.classify.builtin import BUILTIN
+    from batchgenre.classify.builtin import DEFAULT_MIN_CONFIDENCE as BUILTIN_MIN_CONFIDENCE
     from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
 
     p.add_argument(
         "--min-confidence",
         type=probability,
-        default=DEFAULT_MIN_CONFIDENCE,
         metavar="P",
         help="call a file 'unknown' when no genre's mean probability reaches P, keeping the probabilities "
-        f"(default {DEFAULT_MIN_CONFIDENCE:g}; 0 always names a genre)",
+        f"(default {DEFAULT_MIN_CONFIDENCE:g}, with --model {BUILTIN} {BUILTIN_MIN_CONFIDENCE:g}; "
+        "0 always names a genre)",
     )
 
 

@@ -55,6 +55,9 @@ class FeatureSet:
     # The shortest audio a row can be computed from, so that featurize refuses a shorter --duration
     # or --window up front instead of failing every file.
     min_seconds: float = field(default=0.0, compare=False)
+    # Blocks ``frames`` also returns that are outputs, not features (musicnn's tag probabilities):
+    # ``extract_with_extras`` hands back their mean over time from the same computation.
+    extras: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.summaries if s not in SUMMARY_FUNCTIONS]
@@ -93,6 +96,17 @@ class FeatureSet:
         FeatureError
             when the clip is shorter than one FFT frame, silent, or gives non-finite values.
         """
+        return self.extract_with_extras(y, sr=sr)[0]
+
+    def extract_with_extras(self, y: np.ndarray, *, sr: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Summarise one clip as :meth:`extract` does, and hand back the set's ``extras`` from the same pass.
+
+        Returns
+        -------
+        vector : np.ndarray [shape=(self.size,), dtype=float32]
+        extras : dict
+            name -> np.ndarray [shape=(d,), dtype=float32], each of ``extras``' mean over time.
+        """
         _check_usable(y)
         blocks = self.frames(y, sr)
         summaries = [SUMMARY_FUNCTIONS[s] for s in self.summaries]
@@ -101,7 +115,7 @@ class FeatureSet:
         ).astype(np.float32)
         if not np.isfinite(vector).all():
             raise FeatureError("features are not finite (NaN or inf); the audio may be corrupt")
-        return vector
+        return vector, {name: blocks[name].mean(axis=1, dtype=np.float32) for name in self.extras}
 
 
 def _check_usable(y: np.ndarray) -> None:

@@ -204,15 +204,17 @@ def embed(
 
 
 def frames(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
-    """The musicnn feature set's blocks: {"musicnn": penultimate layer [shape=(200, patches)]}.
+    """The musicnn feature set's blocks and its extra, from one forward pass.
+
+    {"musicnn": penultimate layer [shape=(200, patches)], "tags": tag probabilities [shape=(50, patches)]}.
 
     Raises FeatureError when ``y`` is shorter than one 3 s patch.
     """
-    _, penultimate = embed(y, sr=sr)
+    tags, penultimate = embed(y, sr=sr)
     if not len(penultimate):
         need = MIN_SAMPLES / SAMPLE_RATE
         raise FeatureError(f"too short for musicnn: {len(y) / sr:.2f} s, one patch needs {need:.2f} s")
-    return {"musicnn": penultimate.T}
+    return {"musicnn": penultimate.T, "tags": tags.T}
 
 
 def _windows(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -280,4 +282,6 @@ MUSICNN = FeatureSet(
     summaries=SUMMARIES,
     warm_up=False,
     min_seconds=MIN_SAMPLES / SAMPLE_RATE,
+    # The tag probabilities, a clip's being their mean over its patches as musicnn's own top_tags takes them.
+    extras=("tags",),
 )

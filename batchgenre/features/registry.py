@@ -69,6 +69,10 @@ class CombinedFeatureSet:
         return any(part.warm_up for part in self.parts)
 
     @property
+    def extras(self) -> tuple[str, ...]:
+        return tuple(name for part in self.parts for name in part.extras)
+
+    @property
     def min_seconds(self) -> float:
         return max(part.min_seconds for part in self.parts)
 
@@ -85,7 +89,16 @@ class CombinedFeatureSet:
 
         See :meth:`FeatureSet.extract`.
         """
-        return np.concatenate([part.extract(y, sr=sr) for part in self.parts])
+        return self.extract_with_extras(y, sr=sr)[0]
+
+    def extract_with_extras(self, y: np.ndarray, *, sr: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each part's vector end to end, and every part's extras (see :meth:`FeatureSet.extract_with_extras`)."""
+        vectors, extras = [], {}
+        for part in self.parts:
+            vector, more = part.extract_with_extras(y, sr=sr)
+            vectors.append(vector)
+            extras.update(more)
+        return np.concatenate(vectors), extras
 
 
 def get_feature_set(name: str) -> FeatureSet | CombinedFeatureSet:

@@ -12,23 +12,25 @@ import csv
 import itertools
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from batchgenre.errors import BatchgenreError, shown
 
 FORMATS = (".csv", ".jsonl", ".parquet")
-# The file's size in bytes and modification time in ns as it was classified, last; tables written before
-# them still open (their files' stats unknown), so that `batchgenre tag` can tell a file that changed since.
+# The file's size in bytes and modification time in ns as it was classified, last, so that `batchgenre tag`
+# can tell a file that changed since.
 STAT_COLUMNS = ("size", "mtime_ns")
+# Columns added since the first tables: a table without them still opens and resumes, those values unknown.
+LATER_COLUMNS = ("novelty", *STAT_COLUMNS)
 # Characters that make a spreadsheet run a cell as a formula (OWASP's CSV injection list).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def columns(genres: list[str]) -> list[str]:
-    """The results' column names, in order, for a model of ``genres``."""
-    return Schema(genres).columns
+def columns(genres: list[str], tags: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The results' column names, in order, for a model of ``genres`` (and ``tags``, see :class:`Schema`)."""
+    return Schema(genres, tags).columns
 
 
 def neutralise(cell: object) -> object:
@@ -51,14 +53,17 @@ class Schema:
     """Each column's type, the same in every format.
 
     ``str`` columns are never null ("" when empty); ``int`` and ``float`` columns hold a number or
-    None (a failed file has no confidence, no probabilities and perhaps no duration).
+    None (a failed file has no confidence, no probabilities and perhaps no duration). A table of
+    ``tags`` (column-safe tag names, musicnn's) ends with a ``tags`` column, the likely tags in
+    words, and one ``tag_<name>`` probability column per tag, after the stat columns.
     """
 
-    def __init__(self, genres: list[str]):
+    def __init__(self, genres: list[str], tags: list[str] | tuple[str, ...] = ()):
         self.types: dict[str, type] = {
             "path": str,
             "genre": str,
             "confidence": float,
+            "novelty": float,  # distance from the model's training rows (classify.novelty), None for an older model
             **{f"p_{g}": float for g in genres},
             "windows": int,
             "duration": float,
@@ -66,7 +71,13 @@ class Schema:
             "error": str,
             **{name: int for name in STAT_COLUMNS},
         }
+        if tags:
+            self.types |= {"tags": str, **{f"tag_{t}": float for t in tags}}
         self.columns = list(self.types)
+
+    def older(self, found: list[str]) -> bool:
+        """Whether ``found`` are these columns as an older batchgenre wrote them: in order, less some LATER_COLUMNS."""
+        return found == [c for c in self.columns if c in found] and set(self.columns) - set(found) <= set(LATER_COLUMNS)
 
     def typed(self, row: dict[str, Any], *, where: Path) -> dict[str, Any]:
         """``row`` with every column, each value as its column's type; "" in a number column is null."""
@@ -171,12 +182,12 @@ _FORMAT_OF = {".csv": _Csv, ".jsonl": _JsonLines, ".parquet": _Parquet}
 class ResultsTable:
     """Rows of classify-dir results at ``out``; opening it reads back rows a previous run wrote."""
 
-    def __init__(self, out: Path, *, genres: list[str]):
+    def __init__(self, out: Path, *, genres: list[str], tags: list[str] | tuple[str, ...] = ()):
         self.out = Path(out)
         suffix = self.out.suffix.lower()
         if suffix not in FORMATS:
             raise BatchgenreError(f"{out}: results go to a .csv, .jsonl or .parquet file")
-        self.schema = Schema(genres)
+        self.schema = Schema(genres, tags)
         self.format = _FORMAT_OF[suffix](self.schema)
         # Parquet cannot be appended to, so its rows wait in a JSON-lines journal until ``finish``.
         if isinstance(self.format, _TextFormat):
@@ -219,10 +230,10 @@ class ResultsTable:
         return dict(zip(paths, typed, strict=True))
 
     def _check_columns(self, found: list[str], where: Path) -> bool:
-        """Refuse another model's results; True for this schema as batchgenre wrote it before the stat columns."""
+        """Refuse another model's results; True for this schema as an older batchgenre wrote it (LATER_COLUMNS)."""
         if found == self.schema.columns:
             return False
-        if found == self.schema.columns[: -len(STAT_COLUMNS)]:
+        if self.schema.older(found):
             return True
         raise BatchgenreError(
             f"{where} holds results with other columns ({', '.join(found[:6])}...), from another model or an "
@@ -270,12 +281,16 @@ def write_meta(out: Path, meta: dict[str, Any]) -> None:
 
 @dataclass
 class Results:
-    """A finished results table read back: rows (typed, sorted by path), genres, and what ``write_meta`` recorded."""
+    """A finished results table read back: rows (typed, sorted by path), genres, and what ``write_meta`` recorded.
+
+    ``tags`` are the names of its ``tag_<name>`` columns ([] for a table without them).
+    """
 
     path: Path
     rows: list[dict[str, Any]]
     genres: list[str]
     meta: dict[str, Any]
+    tags: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -303,13 +318,14 @@ def read_results(path: Path) -> Results:
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise BatchgenreError(f"{path}: cannot read it as results ({error})") from None
     genres = [c[2:] for c in found if c.startswith("p_")]
-    schema = Schema(genres)
-    if found not in (schema.columns, schema.columns[: -len(STAT_COLUMNS)]):
+    tags = [c[4:] for c in found if c.startswith("tag_")]
+    schema = Schema(genres, tags)
+    if found != schema.columns and not schema.older(found):
         raise BatchgenreError(f"{path}: not a classify-dir results table (its columns are {', '.join(found[:8])}...)")
     meta_file = meta_path(path)
     meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
     typed = sorted((schema.typed(r, where=path) for r in rows), key=lambda r: r["path"])
-    return Results(path, typed, genres, meta)
+    return Results(path, typed, genres, meta, tags)
 
 
 def _drop_torn_tail(path: Path) -> bool:

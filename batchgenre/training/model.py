@@ -4,9 +4,10 @@ The model: the feature transform and the standardisation live inside it, then th
 dense layers. The artifact is one ``.keras`` file: Keras writes the model, and an extra
 ``batchgenre.json`` member of the same zip holds what a prediction must agree with: the genre
 list, the feature set, its parameters and value names, the store's sample rate and clip offset
-and duration, a summary of the metrics and the versions. Keras ignores the extra member, so
+and duration, a summary of the metrics and the versions; ``novelty.npz`` holds the training rows
+novelty is measured against (classify/novelty.py). Keras ignores the extra members, so
 ``keras.saving.load_model(path, safe_mode=True)`` loads the file as it is. Classification reads
-it without Keras (serving.py); ``load_model`` is Keras's view of it, for training's checks.
+it without Keras (classify/serving.py); ``load_model`` is Keras's view of it, for training's checks.
 """
 
 from __future__ import annotations
@@ -156,14 +157,19 @@ def _leave_constant_columns_unscaled(layer: keras.layers.Normalization) -> None:
 # -- the artifact -------------------------------------------------------------------------------------------
 
 
-def save_model(model, path: str | Path, *, metadata: dict[str, Any]) -> None:
-    """Save ``model`` to ``path`` (a ``.keras`` file) with ``metadata``: the store's AUDIO_KEYS, ``genres`` and more."""
+def save_model(model, path: str | Path, *, metadata: dict[str, Any], extra: dict[str, bytes] | None = None) -> None:
+    """Save ``model`` to ``path`` (a ``.keras`` file) with ``metadata`` (the store's AUDIO_KEYS, ``genres`` and more).
+
+    ``extra`` members (name -> bytes) go into the zip beside it, as the novelty reference does.
+    """
     missing = [key for key in (*AUDIO_KEYS, "genres") if key not in metadata]
     if missing:
         raise ValueError(f"metadata lacks {', '.join(missing)}")
     model.save(path)
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(METADATA_MEMBER, json.dumps({"artifact_format": ARTIFACT_FORMAT, **metadata}, indent=2))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
 
 
 def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from batchgenre import __version__
+from batchgenre.classify.novelty import MEMBER as NOVELTY_MEMBER
+from batchgenre.classify.novelty import Novelty
 from batchgenre.store import AUDIO_KEYS, FeatureStore
 from batchgenre.training.config import Config, to_toml
 from batchgenre.training.dataset import Rows
@@ -89,8 +91,9 @@ def write_outputs(
     saved: Fit,
     tested: list[Tested],
     metrics: dict[str, Any],
+    novelty: Novelty,
 ) -> None:
-    """Write the saved model, metrics.json, the resolved config.toml and the PNGs into ``run_dir``."""
+    """Write the saved model and its novelty, metrics.json, the resolved config.toml and the PNGs into ``run_dir``."""
     from batchgenre.training.model import save_model
     from batchgenre.training.plots import plot_confusion, plot_robustness
 
@@ -109,6 +112,7 @@ def write_outputs(
             "metrics": summary,
             "versions": metrics["versions"],
         },
+        extra={NOVELTY_MEMBER: novelty.to_bytes()},
     )
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     (run_dir / CONFIG_FILE).write_text(to_toml(config))

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from batchgenre.classify.novelty import QUANTILE, K, Novelty, fit_novelty
 from batchgenre.errors import BatchgenreError
 from batchgenre.features import DEFAULT_FEATURE_SET, FeatureSet, get_feature_set
 from batchgenre.store import FeatureStore
@@ -24,6 +27,7 @@ from batchgenre.training.dataset import (
     Split,
     cross_validation,
     final_split,
+    read_features,
     select_rows,
     split_rows,
     with_groups,
@@ -112,8 +116,31 @@ def train(config: Config, *, force: bool = False) -> Report:
         metrics["several_groups"] = several_groups_metrics(mode, tested, rows=rows, splits=splits)
     metrics.update(per_genre(tested, genres=rows.genres))
     metrics.update(run_facts(mode=mode, config=config, store=store, rows=rows, saved=saved, tested=tested))
-    write_outputs(run_dir, mode=mode, config=config, store=store, saved=saved, tested=tested, metrics=metrics)
+    novelty = _novelty(store, rows, saved_split, seed=cfg.seed)
+    metrics["novelty"] = {
+        "measure": f"mean cosine distance to the {K} nearest training rows",
+        "values": "musicnn" if len(novelty.columns) < len(feature_set.names) else "all",
+        "calibrated_on": "training rows against other artists'"
+        if rows.group is not None
+        else "training rows against other files'",
+        "quantile": QUANTILE,
+        "threshold": round(novelty.threshold, 6),
+        "reference_rows": len(novelty.reference),
+    }
+    write_outputs(
+        run_dir, mode=mode, config=config, store=store, saved=saved, tested=tested, metrics=metrics, novelty=novelty
+    )
     return Report(run_dir=run_dir, mode=mode, metrics=metrics)
+
+
+def _novelty(store: FeatureStore | JoinedStores, rows: Rows, split: Split, *, seed: int) -> Novelty:
+    """Novelty against the saved model's training rows (every window, no altered copy), grouped by artist or file."""
+    windows = np.isin(rows.window_of, split.train)
+    index = np.concatenate([split.train, rows.windows[windows]])
+    source = np.concatenate([split.train, rows.window_of[windows]])
+    groups = rows.group[np.searchsorted(rows.index, source)] if rows.group is not None else source
+    order = np.argsort(index)
+    return fit_novelty(read_features(store, index[order]), groups[order], names=store.attrs["feature_names"], seed=seed)
 
 
 def plan_splits(rows: Rows, cfg: SplitConfig) -> tuple[list[Split], Split]:
