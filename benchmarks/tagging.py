@@ -2,13 +2,16 @@
 
 Each repeat copies a pristine corpus afresh (that copy is the cp baseline; cp followed by sync is the
 baseline with the bytes on disk, as tag's fsync puts them), writes a results table
-for it, then tags it: in-process with 1 and 2 threads, through the CLI, and, for comparison, with
-mutagen's own in-place save (no copy, no journal, no fsync: what a plain tagger does). Medians over
-``--repeats``; files/s and MB/s of audio tagged.
+for it, then tags it: in-process with 1, 2 and 4 threads, through the CLI, through the CLI of another
+checkout (``--before``, e.g. main's, for a before/after in the same run) and, for comparison, with
+mutagen's own in-place save (no copy, no journal, no fsync: what a plain tagger does). The variants
+take turns within each repeat, so the machine's load falls on all alike. Medians over ``--repeats``;
+files/s and MB/s of audio tagged.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -60,7 +63,16 @@ def in_place(root: Path) -> None:
         formats.save(audio, kind.family)
 
 
-def measure(sources: list[Path], work: Path, *, count: int, repeats: int) -> dict[str, list[float]]:
+def cli(results: Path, *, checkout: Path | None = None) -> None:
+    """``batchgenre tag --write`` in a subprocess, importing the package from ``checkout`` where given."""
+    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
+    command = [sys.executable, "-m", "batchgenre.cli", "tag", str(results), "--write"]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env, cwd=checkout)
+
+
+def measure(
+    sources: list[Path], work: Path, *, count: int, repeats: int, before: Path | None
+) -> dict[str, list[float]]:
     from batchgenre.library.tagging import tag
 
     pristine = work / "pristine"
@@ -79,13 +91,12 @@ def measure(sources: list[Path], work: Path, *, count: int, repeats: int) -> dic
     runs = {
         "tag, 1 thread": lambda results: tag(results, write=True, threads=1),
         "tag, 2 threads": lambda results: tag(results, write=True, threads=2),
-        "tag CLI (2 threads)": lambda results: subprocess.run(
-            [sys.executable, "-m", "batchgenre.cli", "tag", str(results), "--write"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        ),
+        "tag, 4 threads": lambda results: tag(results, write=True, threads=4),
+        "tag CLI": lambda results: cli(results),
         "mutagen in place": lambda results: in_place(results.parent / "copy"),
     }
+    if before is not None:
+        runs[f"tag CLI of {before}"] = lambda results: cli(results, checkout=before)
     for _ in range(repeats):
         # cp then sync: the same bytes made durable, as tag makes each file before replacing the original.
         shutil.rmtree(work / "copy", ignore_errors=True)
@@ -110,12 +121,13 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/batchgenre-tag-bench"), help="where corpora are made")
     p.add_argument("--clips", type=int, default=300, help="30 s clips (half MP3, half FLAC)")
     p.add_argument("--songs", type=int, default=20, help="4-minute songs (half MP3, half FLAC)")
+    p.add_argument("--before", type=Path, help="another checkout whose `tag --write` runs alongside (e.g. main's)")
     args = p.parse_args()
     for label, seconds, count in (("30 s clips", 30.0, args.clips), ("4-minute songs", 240.0, args.songs)):
         work = args.work / label.replace(" ", "-")
         sources = make_sources(work / "sources", seconds=seconds)
         megabytes = sum(s.stat().st_size for s in sources) / 2 * count / 1e6
-        times = measure(sources, work, count=count, repeats=args.repeats)
+        times = measure(sources, work, count=count, repeats=args.repeats, before=args.before)
         copy = statistics.median(times["cp -r (once)"])
         print(f"\n{label}: {count} files, {megabytes:.0f} MB, medians of {args.repeats}")
         print("| what | s | files/s | MB/s | vs cp |\n|---|---|---|---|---|")

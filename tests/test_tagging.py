@@ -94,7 +94,9 @@ def test_write_changes_only_the_genre_and_undo_puts_every_value_back(library):
     assert sorted(Path(e["path"]).name for e in entries) == sorted(n for n in facts if n.startswith("bare"))
     assert all(e["old"] is None and e["new"] == ["rock"] and e["field"] == "genre" for e in entries)
 
-    again = run_cli("tag", results, "--write")  # nothing left to do, nothing journaled twice
+    inodes = {p.name: p.stat().st_ino for p in root.iterdir()}
+    again = run_cli("tag", results, "--write")  # nothing left to do, nothing journaled twice, nothing copied
+    assert {p.name: p.stat().st_ino for p in root.iterdir()} == inodes
     assert again.returncode == 0 and f"0 changed, {len(FORMATS)} kept" in again.stdout, again.stdout
     assert f"{len(FORMATS)} already tagged" in again.stdout
     forced = run_cli("tag", results, "--write", "--force")
@@ -236,6 +238,8 @@ def test_a_kill_mid_write_leaves_each_file_whole_and_a_rerun_finishes(tmp_path):
             assert np.array_equal(samples(path), decoded) and other_tags(path, skip=GENRE_KEYS) == others, rel
             tagged += 1
     assert tagged < len(rows)
+    journaled = {e["path"] for e in map(json.loads, journal.read_text().splitlines())}  # whole lines: fsynced first
+    assert {str(root / rel) for rel in rows if (root / rel).read_bytes() != originals[Path(rel).suffix][0]} <= journaled
 
     rerun = run_cli("tag", results, "--write")
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr
@@ -250,6 +254,33 @@ def test_a_kill_mid_write_leaves_each_file_whole_and_a_rerun_finishes(tmp_path):
         path = root / rel
         assert genre_of(path) is None and payload(path) == audio and other_tags(path, skip=set()) == others, rel
     assert all(p.read_bytes() == originals[p.suffix][0] for p in sources)  # the links' other names untouched
+
+
+def test_a_batch_writes_every_file_but_those_changed_meanwhile_or_unreadable(tmp_path):
+    """rewrite's batch: a file changed after its stat was read, and one mutagen cannot save, fail alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from batchgenre.library import formats, rewrite
+
+    paths = [write_tagged(tmp_path / f"{k}.{ext}", seed=k) for k, ext in enumerate(["mp3", "flac"] * 4)]
+    changes = [
+        rewrite.Change(str(p), kind=formats.kind_of(str(p)), field="genre", values=["rock"], before=p.stat())
+        for p in paths
+    ]
+    os.utime(paths[1], ns=(1, 1))  # someone touched it after its old values were read
+    paths[2].write_bytes(b"not a flac")  # and another was overwritten with garbage
+    changes[2].before = paths[2].stat()
+    kept = {k: (paths[k].read_bytes(), paths[k].stat().st_mtime_ns) for k in (1, 2)}
+    with ThreadPoolExecutor(4) as pool:
+        rewrite.replace_fields(changes, pool=pool)
+    assert str(changes[1].error) == "changed while being tagged; left as it is now"
+    assert changes[2].error is not None and "mutagen" in type(changes[2].error).__module__
+    for k, path in enumerate(paths):
+        if k in kept:
+            assert (path.read_bytes(), path.stat().st_mtime_ns) == kept[k], path
+        else:
+            assert changes[k].error is None and genre_of(path) == ["rock"], path
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths), "a copy was left behind"
 
 
 @pytest.mark.slow

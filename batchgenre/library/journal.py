@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,11 +79,12 @@ class UndoSummary:
         return len(self.lines)
 
 
-def undo(path: str) -> UndoSummary:
+def undo(path: str, *, threads: int = rewrite.THREADS, chunk: int = rewrite.BATCH) -> UndoSummary:
     """Put back the values the journal at ``path`` recorded, in every file batchgenre changed.
 
     A file already holding its old values is left alone, so undo may run again; one whose field holds
     neither the old values nor batchgenre's (someone retagged it since) is left alone with a line.
+    ``threads`` write ``chunk`` files at a time side by side.
     """
     path = os.fspath(path)
     first: dict[tuple[str, str], dict[str, Any]] = {}
@@ -92,7 +94,7 @@ def undo(path: str) -> UndoSummary:
         first.setdefault(key, entry)
         last[key] = entry
     summary = UndoSummary(journal=path)
-    folders = set()
+    changes = []
     for (file, name), entry in first.items():
         try:
             before = os.stat(file)
@@ -103,14 +105,19 @@ def undo(path: str) -> UndoSummary:
                 continue
             if current != last[(file, name)]["new"]:
                 raise BatchgenreError(f"its {name} is {shown(current)} now, not what batchgenre wrote; left as it is")
-            rewrite.replace_field(file, kind=kind, field=name, values=entry["old"], before=before)
         except Exception as error:  # each file fails alone, with its reason
             summary.lines.append(f"{display(file)}: not restored: {reason(error)}")
             continue
-        folders.add(os.path.dirname(os.path.realpath(file)))
-        summary.restored += 1
-    for folder in folders:
-        rewrite.sync_folder(folder)
+        changes.append((file, rewrite.Change(file, kind=kind, field=name, values=entry["old"], before=before)))
+    with ThreadPoolExecutor(threads) as pool:
+        for start in range(0, len(changes), chunk):  # bounds the hidden copies on disk at once
+            batch = changes[start : start + chunk]
+            rewrite.replace_fields([change for _, change in batch], pool=pool)
+            for file, change in batch:
+                if change.error is None:
+                    summary.restored += 1
+                else:
+                    summary.lines.append(f"{display(file)}: not restored: {reason(change.error)}")
     return summary
 
 

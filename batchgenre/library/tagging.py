@@ -2,8 +2,9 @@
 
 Files are taken in chunks. For each chunk: read every file's current value (in threads), decide; append
 the old values of the files that will change to the journal and fsync it once; then write those files
-(in threads), each as a copy that replaces the original (:mod:`batchgenre.library.rewrite`). So a
-value is on disk in the journal before its file changes, at one fsync per chunk rather than per file.
+as one batch of copies that replace the originals (:mod:`batchgenre.library.rewrite`: every copy made
+durable before any is renamed). So a value is on disk in the journal before its file changes, at one
+journal fsync per chunk rather than per file. A file already holding the value is never copied.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from batchgenre.library import formats, rewrite
 from batchgenre.library.journal import Journal, display, reason, shown
 from batchgenre.store.results import read_results
 
-CHUNK = 64
-THREADS = 2
 # A field name every tag system can hold: Vorbis comment keys are printable ASCII without '='.
 _FIELD_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -78,7 +77,7 @@ def tag(
     field_name: str | None = None,
     min_confidence: float | None = None,
     root: Path | None = None,
-    threads: int = THREADS,
+    threads: int = rewrite.THREADS,
 ) -> TagSummary:
     """Write each classified file's genre from the results table at ``results`` into its tags.
 
@@ -107,16 +106,14 @@ def tag(
                 )
             )
         try:
-            for start in range(0, len(rows), CHUNK):
+            for start in range(0, len(rows), rewrite.BATCH):
                 plans = list(
-                    pool.map(lambda r: _plan(r, base=base, name=name, force=force), rows[start : start + CHUNK])
+                    pool.map(lambda r: _plan(r, base=base, name=name, force=force), rows[start : start + rewrite.BATCH])
                 )
                 changes = [p for p in plans if p.outcome == "change"]
                 if write and changes:
                     journal.record([{"path": p.path, "field": name, "old": p.old, "new": p.new} for p in changes])
-                    list(pool.map(lambda p: _apply(p, name=name), changes))
-                    for folder in {os.path.dirname(os.path.realpath(p.path)) for p in changes if p.outcome == "change"}:
-                        rewrite.sync_folder(folder)
+                    _apply(changes, name=name, pool=pool)
                 _count(summary, plans)
         finally:
             journal.close()
@@ -153,11 +150,12 @@ def _plan(row: dict[str, Any], *, base: str, name: str, force: bool) -> _Plan:
     return plan
 
 
-def _apply(plan: _Plan, *, name: str) -> None:
-    try:
-        rewrite.replace_field(plan.path, kind=plan.kind, field=name, values=plan.new, before=plan.before)
-    except Exception as error:  # each file fails alone; the journal's line for it restores nothing
-        plan.outcome, plan.why = "failed", reason(error)
+def _apply(plans: list[_Plan], *, name: str, pool: ThreadPoolExecutor) -> None:
+    batch = [rewrite.Change(p.path, kind=p.kind, field=name, values=p.new, before=p.before) for p in plans]
+    rewrite.replace_fields(batch, pool=pool)
+    for plan, change in zip(plans, batch, strict=True):
+        if change.error is not None:  # each file fails alone; the journal's line for it restores nothing
+            plan.outcome, plan.why = "failed", reason(change.error)
 
 
 def _count(summary: TagSummary, plans: list[_Plan]) -> None:
