@@ -75,7 +75,7 @@ def test_a_genre_the_model_never_saw_is_unknown_and_its_own_are_not(tmp_path):
 
     truth = make_new_music(tmp_path / "new", per_genre=3, seconds=20)
     out = tmp_path / "r.csv"
-    result = run_cli("classify-dir", tmp_path / "new", "--model", model, "--out", out, "--min-confidence", "0")
+    result = run_cli("classify-dir", tmp_path / "new", "--model", model, "--out", out, "--min-confidence", "0.5")
     assert result.returncode == 0, result.stderr
     rows = {r["path"]: r for r in read_results(out).rows}
     techno = [r for p, r in rows.items() if truth[p] == "techno"]

@@ -125,7 +125,9 @@ def result_row(
     mean = probabilities.mean(axis=0, dtype=np.float64)
     best = int(np.argmax(mean))
     distance = None if novelty is None else float(novelty.scores(item.features).mean())
-    known = mean[best] >= min_confidence and (distance is None or distance <= novelty.threshold)
+    # --min-confidence 0 always names a genre: neither flag applies.
+    novel = min_confidence > 0 and distance is not None and distance > novelty.threshold
+    known = mean[best] >= min_confidence and not novel
     return {
         **row,
         "genre": genres[best] if known else UNKNOWN,
