@@ -27,6 +27,18 @@ def gtzan() -> Path:
     return Path(folder)
 
 
+# A training config for a tiny model of the demo corpus's three genres: .format(store=, out=, epochs=).
+DEMO_CONFIG = """
+[data]
+store = "{store}"
+genres = ["chiptune", "drone", "techno"]
+[train]
+epochs = {epochs}
+[output]
+dir = "{out}"
+"""
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """The real command line in a fresh process, as a user types it."""
     script = Path(sys.executable).with_name("batchgenre")

@@ -14,17 +14,8 @@ import mutagen.flac
 
 from batchgenre.demo import make_corpus, synthesize
 from tests import synth
-from tests.conftest import run_cli
+from tests.conftest import DEMO_CONFIG, run_cli
 
-CONFIG = """
-[data]
-store = "{store}"
-genres = ["chiptune", "drone", "techno"]
-[train]
-epochs = 40
-[output]
-dir = "{out}"
-"""
 TAGGED = ("Ada Lovelace", "Engine, No. 1")
 _made: dict[Path, Library] = {}
 
@@ -46,7 +37,9 @@ def classified_library(base: Path) -> Library:
     make_corpus(model_dir / "audio", per_genre=6, seconds=6)
     featurized = run_cli("featurize", model_dir / "audio", "--out", model_dir / "f.zarr", "--workers", "2")
     assert featurized.returncode == 0, featurized.stderr
-    (model_dir / "config.toml").write_text(CONFIG.format(store=model_dir / "f.zarr", out=model_dir / "run"))
+    (model_dir / "config.toml").write_text(
+        DEMO_CONFIG.format(epochs=40, store=model_dir / "f.zarr", out=model_dir / "run")
+    )
     trained = run_cli("train", model_dir / "config.toml")
     assert trained.returncode == 0, trained.stderr
 

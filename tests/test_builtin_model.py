@@ -18,22 +18,13 @@ from batchgenre.errors import BatchgenreError
 from batchgenre.features import musicnn
 from batchgenre.store.results import ResultsTable, columns, read_results
 from tests import synth
-from tests.conftest import run_cli
+from tests.conftest import DEMO_CONFIG, run_cli
 
 pytestmark = pytest.mark.slow
 
 GENRES = [tag_name(t) for t in GENRE_TAGS]
 CLIPS = ("blues/blues.00000.wav", "jazz/jazz.00001.wav", "hiphop/hiphop.00002.wav", "metal/metal.00000.wav")
 EXTRA = "rock/rock.00003.wav"  # added later, to resume onto
-CONFIG = """
-[data]
-store = "{store}"
-genres = ["chiptune", "drone", "techno"]
-[train]
-epochs = 6
-[output]
-dir = "{out}"
-"""
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +55,7 @@ def model(tmp_path_factory) -> Path:
         "featurize", where / "audio", "--out", where / "f.zarr", "--features", "robust+musicnn", "--workers", "1"
     )
     assert featurized.returncode == 0, featurized.stderr
-    (where / "config.toml").write_text(CONFIG.format(store=where / "f.zarr", out=where / "run"))
+    (where / "config.toml").write_text(DEMO_CONFIG.format(epochs=6, store=where / "f.zarr", out=where / "run"))
     trained = run_cli("train", where / "config.toml")
     assert trained.returncode == 0, trained.stderr
     return where / "run" / "model.keras"

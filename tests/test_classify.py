@@ -22,19 +22,9 @@ from batchgenre.classify.windows import DEFAULT_COUNT
 from batchgenre.demo import GENRES, make_corpus, synthesize
 from batchgenre.store.results import columns, read_results, restore
 from tests import synth
-from tests.conftest import run_cli
+from tests.conftest import DEMO_CONFIG, run_cli
 
 pytestmark = pytest.mark.slow
-
-CONFIG = """
-[data]
-store = "{store}"
-genres = ["chiptune", "drone", "techno"]
-[train]
-epochs = 40
-[output]
-dir = "{out}"
-"""
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +34,7 @@ def model(tmp_path_factory) -> Path:
     make_corpus(folder / "audio", per_genre=10, seconds=8)
     featurized = run_cli("featurize", folder / "audio", "--out", folder / "f.zarr", "--workers", "2")
     assert featurized.returncode == 0, featurized.stderr
-    (folder / "config.toml").write_text(CONFIG.format(store=folder / "f.zarr", out=folder / "run"))
+    (folder / "config.toml").write_text(DEMO_CONFIG.format(epochs=40, store=folder / "f.zarr", out=folder / "run"))
     trained = run_cli("train", folder / "config.toml")
     assert trained.returncode == 0, trained.stderr
     return folder / "run" / "model.keras"

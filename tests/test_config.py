@@ -40,6 +40,9 @@ def test_the_shipped_configs_are_the_tutorial_and_all_ten_genres():
     assert three.output.dir == "runs/three_genres" and three.data.store == "features.zarr"
     everything = config.load(CONFIGS / "all_genres.toml")
     assert len(everything.data.genres) == 10 and everything.output.dir == "runs/all_genres"
+    mine = config.load(CONFIGS / "my_library.toml")
+    assert mine.data.genres == "all" and mine.data.feature_set == "robust+musicnn" and not mine.split.groups
+    assert (mine.data.store, mine.output.dir) == ("my-library.zarr", "runs/my_library")
 
 
 @pytest.mark.parametrize(
