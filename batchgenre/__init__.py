@@ -327,7 +327,6 @@ def classify_store(
     batchgenre.classify.client.Summary
         ``out``, the count ``classified``, ``failed`` (path, reason) pairs.
     """
-    from batchgenre.classify.client import DEFAULT_MIN_CONFIDENCE
     from batchgenre.classify.from_store import classify_store as run
 
     stores = [store] if isinstance(store, str | os.PathLike) else list(store)
@@ -336,5 +335,5 @@ def classify_store(
         model_path=model,
         out=Path(out).expanduser(),
         every_row=every_row,
-        min_confidence=DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence,
+        min_confidence=min_confidence,
     )

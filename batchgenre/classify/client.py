@@ -83,7 +83,7 @@ def with_tags(model: serving.Classifier, tags: bool) -> bool:
     return tags
 
 
-def _min_confidence(model: serving.Classifier, given: float | None) -> float:
+def min_confidence_for(model: serving.Classifier, given: float | None) -> float:
     """``given``, else the model's own default (the built-in's), else DEFAULT_MIN_CONFIDENCE."""
     return given if given is not None else model.metadata.get("min_confidence", DEFAULT_MIN_CONFIDENCE)
 
@@ -176,7 +176,7 @@ def classify_dir(
     model = load_classifier(model_path)
     metadata, genres = model.metadata, model.genres
     tags = with_tags(model, tags)
-    min_confidence = _min_confidence(model, min_confidence)
+    min_confidence = min_confidence_for(model, min_confidence)
     windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)
     table = ResultsTable(out, genres=genres, tags=TAG_COLUMNS if tags else ())
@@ -276,7 +276,7 @@ def classify_one(
         raise BatchgenreError(f"{source}: no such file")
     model = load_classifier(model_path)
     tags = with_tags(model, tags)
-    min_confidence = _min_confidence(model, min_confidence)
+    min_confidence = min_confidence_for(model, min_confidence)
     metadata = model.metadata
     windows = windows.for_model(metadata.get("window"))
     _warn_if_windows_differ(metadata, windows)

@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre import __version__
-from batchgenre.classify.client import DEFAULT_MODEL, Summary, count_rows, load_classifier, result_row
+from batchgenre.classify.client import (
+    DEFAULT_MODEL,
+    Summary,
+    count_rows,
+    load_classifier,
+    min_confidence_for,
+    result_row,
+)
 from batchgenre.classify.windows import FileWindows
 from batchgenre.errors import BatchgenreError
 from batchgenre.store import DONE, FAILED
@@ -27,7 +34,7 @@ def classify_store(
     model_path: Path | None,
     out: Path,
     every_row: bool = False,
-    min_confidence: float,
+    min_confidence: float | None = None,
 ) -> Summary:
     """Predict the files of a store, or of stores of the same files one per feature set, into a results table.
 
@@ -53,6 +60,7 @@ def classify_store(
             f"featurize the folder with --features {trained}, or choose a model trained on {held}"
         )
     check_features(store.attrs, source=where)
+    min_confidence = min_confidence_for(model, min_confidence)
     rows = _rows_to_classify(store, every_row=every_row)
     paths = store.column("path")[rows]
     order = np.argsort(paths, kind="stable")
