@@ -75,6 +75,24 @@ def _untrained_model(attrs: dict, path: Path) -> Path:
     return path
 
 
+def log_worker_errors() -> None:
+    """On a worker: the error its heartbeat logs when the scheduler closes first, then another error."""
+    worker_log = logging.getLogger("distributed.worker")
+    worker_log.error("Failed to communicate with scheduler during heartbeat.")
+    worker_log.error("some other worker error")
+
+
+def test_local_workers_print_errors_but_not_the_heartbeat_race_of_closing(capfd):
+    from batchgenre.cluster.connection import connect
+
+    with connect(workers=1) as client:
+        client.run(log_worker_errors)
+    # Worker processes write to the stderr they inherited from this one.
+    printed = capfd.readouterr().err
+    assert "some other worker error" in printed
+    assert "during heartbeat" not in printed
+
+
 def gated_block(files: int, release: str) -> int:
     """A block that finishes its files, then waits for the test to let it end."""
     from distributed import Event

@@ -64,6 +64,24 @@ def warm_up() -> None:
             fs.extract(y, sr=22050)
 
 
+class _ShutdownHeartbeatRace(logging.Filter):
+    """Drop a local worker's "Failed to communicate with scheduler during heartbeat" at shutdown.
+
+    When a LocalCluster closes, a worker's heartbeat can still be in flight as the scheduler
+    drops its connection (dask/distributed#7105); the worker then logs the closed stream as an
+    ERROR with a traceback, after the run's last line. The scheduler lives in this command's own
+    process, so a closed heartbeat stream only ever means that the command is ending.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to communicate with scheduler during heartbeat")
+
+
+def dask_setup(worker) -> None:
+    """Worker preload (distributed calls it in each local worker process as it starts)."""
+    logging.getLogger("distributed.worker").addFilter(_ShutdownHeartbeatRace())
+
+
 _interrupted = threading.Event()
 _clients_live = 0  # connect() blocks open: a Ctrl-C then waits for a safe point
 
@@ -185,6 +203,7 @@ def _start_local(workers: int) -> Iterator[distributed.LocalCluster]:
                 processes=True,
                 dashboard_address="127.0.0.1:8787",
                 silence_logs=logging.ERROR,
+                preload=[__name__],  # dask_setup above
             )
         except BaseException as error:  # handed to the caller's thread
             built["error"] = error
