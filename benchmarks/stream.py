@@ -5,8 +5,9 @@
 Builds a store of ``--rows`` random tutorial-sized rows (498 float32 values, 256 rows a chunk),
 then times, for each ``--batch-size`` (32 and 256 by default), as medians over ``--repeats``:
 reading every row through the tf.data stream alone, one epoch of the tutorial model fed by that
-stream, and one epoch fed by NumPy arrays with Keras's own shuffling. The in-memory run needs
-every row in memory; the stream about three windows of 64 chunks.
+stream as training feeds it (endless, ``steps_per_epoch`` batches an epoch), and one epoch fed by
+NumPy arrays with Keras's own shuffling. The in-memory run needs every row in memory (2 GB at
+10^6 rows) and is left out with ``--stream-only``; the stream holds about four windows of 64 chunks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from batchgenre.features import get_feature_set
 from batchgenre.store import DONE, BlockRows, FeatureStore
 from batchgenre.training.config import ModelConfig, TrainConfig
-from batchgenre.training.dataset import read_features, stream
+from batchgenre.training.dataset import batches, read_features, stream
 from benchmarks.common import machine, median_seconds, parser
 
 ROWS_PER_CHUNK = 256
@@ -48,6 +49,7 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--batch-size", type=int, nargs="+", default=[32, 256])
+    p.add_argument("--stream-only", action="store_true", help="time the streamed epochs alone, no arrays in memory")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,12 +58,12 @@ def main() -> None:
         made = time.perf_counter() - started
         print(f"# {args.rows} rows x 498 float32, {ROWS_PER_CHUNK} rows a chunk; {machine()}")
         print(f"store written in {made:.1f} s")
-        print(f"{'batch':>5} {'what':<40} {'s/epoch':>8} {'rows/s':>10}")
+        print(f"{'batch':>5} {'what':<40} {'s/epoch':>8} {'rows/s':>10} {'CPU s':>8}")
         for batch_size in args.batch_size:
-            epoch(store, rows=args.rows, batch_size=batch_size, repeats=args.repeats)
+            epoch(store, rows=args.rows, batch_size=batch_size, repeats=args.repeats, stream_only=args.stream_only)
 
 
-def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> None:
+def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int, stream_only: bool = False) -> None:
     """Print the three timings and their ratio for one batch size.
 
     The streamed and in-memory epochs alternate, so that a change in the machine's load falls on
@@ -82,29 +84,44 @@ def epoch(store: FeatureStore, *, rows: int, batch_size: int, repeats: int) -> N
         train=TrainConfig(batch_size=batch_size),
         adapt_data=stream(store, index, labels, batch_size=4096),
     )
-    ds = stream(store, index, labels, batch_size=batch_size, shuffle_seed=0, shuffle_buffer=4096)
-    read_only = median_seconds(lambda: sum(1 for _ in ds), repeats=repeats)
-    model.fit(ds, epochs=1, verbose=0, shuffle=False)  # trace the graph once
+    one_pass = stream(store, index, labels, batch_size=batch_size, shuffle_seed=0, shuffle_buffer=4096)
+    read_only = median_seconds(lambda: sum(1 for _ in one_pass), repeats=repeats)
+    ds = stream(store, index, labels, batch_size=batch_size, shuffle_seed=0, shuffle_buffer=4096, repeat=True)
+    steps = batches(rows, batch_size)
+
+    def streamed():
+        model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+    streamed()  # trace the graph once
     streaming = peak_mib()
+    if stream_only:
+        costs = [cost(streamed) for _ in range(repeats)]
+        wall, cpu = statistics.median(c[0] for c in costs), statistics.median(c[1] for c in costs)
+        print(
+            f"{batch_size:>5} {'stream alone (read, shuffle, batch)':<40} {read_only:>8.2f} {rows / read_only:>10.0f}"
+        )
+        print(f"{batch_size:>5} {'fit, streamed from the store':<40} {wall:>8.2f} {rows / wall:>10.0f} {cpu:>8.2f}")
+        print(f"{batch_size:>5} peak memory grew {streaming - start:.0f} MiB while streaming", flush=True)
+        return
 
     x = read_features(store, index)
     model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0)
     in_memory = peak_mib()
 
-    def streamed():
-        model.fit(ds, epochs=1, verbose=0, shuffle=False)
-
     def from_memory():
         model.fit(x, labels, batch_size=batch_size, epochs=1, verbose=0, shuffle=True)
 
     pairs = [(cost(streamed), cost(from_memory)) for _ in range(repeats)]
-    fit_streamed, fit_memory = (statistics.median(wall for wall, _ in costs) for costs in zip(*pairs, strict=True))
-    for what, seconds in (
-        ("stream alone (read, shuffle, batch)", read_only),
+    fit_streamed, fit_memory = (
+        (statistics.median(wall for wall, _ in costs), statistics.median(cpu for _, cpu in costs))
+        for costs in zip(*pairs, strict=True)
+    )
+    for what, (seconds, cpu) in (
+        ("stream alone (read, shuffle, batch)", (read_only, float("nan"))),
         ("fit, streamed from the store", fit_streamed),
         ("fit, from arrays in memory", fit_memory),
     ):
-        print(f"{batch_size:>5} {what:<40} {seconds:>8.2f} {rows / seconds:>10.0f}")
+        print(f"{batch_size:>5} {what:<40} {seconds:>8.2f} {rows / seconds:>10.0f} {cpu:>8.2f}")
     ratio = statistics.median(s[0] / m[0] for s, m in pairs)
     cpu_ratio = statistics.median(s[1] / m[1] for s, m in pairs)
     print(

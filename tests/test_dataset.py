@@ -297,6 +297,38 @@ def test_the_stream_yields_each_training_row_exactly_once_per_epoch(
     assert all(np.array_equal(np.concatenate(epoch_rows(fresh)), order) for order in orders)
 
 
+@pytest.mark.parametrize(
+    "rows_per_chunk, batch_size, chunks, seed",
+    [(7, 5, 64, 5), (4, 16, 2, 5), (1, 8, 4, 5), (7, 5, 64, None), (3, 4, 1, None)],
+)
+def test_a_repeated_stream_runs_the_passes_of_the_plain_one_each_in_batches_of_its_own(
+    tmp_path, rows_per_chunk, batch_size, chunks, seed
+):
+    """What a fit trains on: one endless iteration whose pass p is the p-th iteration of the plain stream.
+
+    Rows in one window (64 chunks of 7) or in many (2 chunks of 4 a window), shuffled or in order.
+    """
+    from batchgenre.training.dataset import batches
+
+    store = make_store(tmp_path / "f.zarr", rows_per_chunk=rows_per_chunk, failed=(4, 31))
+    rows = select_rows(store, genres="all")
+    train = split_rows(rows, train=0.6, validation=0.2, test=0.2, seed=0).train
+
+    def made(**repeat):
+        labels = rows.labels_of(train)
+        return stream(store, train, labels, batch_size=batch_size, shuffle_seed=seed, shuffle_chunks=chunks, **repeat)
+
+    plain = made()
+    passes = [epoch_rows(plain) for _ in range(3)]
+    endless = made(repeat=True).as_numpy_iterator()
+    per_pass = batches(len(train), batch_size)
+    assert per_pass == len(passes[0]) and len(passes[0][-1]) < batch_size  # the short last batch of each pass
+    for expected in passes:
+        got = [next(endless)[0][:, 0].astype(int) for _ in range(per_pass)]
+        assert [b.tolist() for b in got] == [b.tolist() for b in expected]
+    assert seed is None or not np.array_equal(np.concatenate(passes[0]), np.concatenate(passes[1]))
+
+
 @pytest.mark.parametrize("n_chunks, per_window", [(1, 64), (9, 64), (10, 3), (160, 64), (391, 64), (100, 7), (5, 1)])
 def test_a_window_takes_one_chunk_from_each_stretch_of_the_store(n_chunks, per_window):
     from batchgenre.training.dataset import _windows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import zipfile
@@ -12,6 +13,7 @@ import pytest
 
 from batchgenre import cli
 from batchgenre.errors import BatchgenreError
+from batchgenre.store import FeatureStore
 from batchgenre.training import config
 from batchgenre.training.dataset import read_features, select_rows, split_rows
 from tests import synth
@@ -142,6 +144,50 @@ def test_cross_validation_reports_spread_beside_the_baseline_and_repeats_exactly
     assert again["baseline"]["accuracy_folds"] == metrics["baseline"]["accuracy_folds"]
     weights = [zipfile.ZipFile(r.run_dir / "model.keras").read("model.weights.h5") for r in runs]
     assert weights[0] == weights[1]
+
+
+def test_folds_reuse_one_traced_model_and_train_as_a_model_built_anew_for_each_fit(separable, tmp_path, monkeypatch):
+    """A run builds its model and traces its steps once; each fit still starts where a new model would.
+
+    Dropout (its random-seed state), early stopping (weights restored) and a refit, on three folds:
+    each fit's per-epoch history, test predictions and weights equal those of a model built anew.
+    """
+    import keras
+
+    from batchgenre.training.fit import Models, fit_and_test
+    from batchgenre.training.trainer import plan_splits
+
+    traced = collections.Counter()
+
+    def counting(step: str, original):
+        def counted(self, data):
+            traced[step] += 1
+            return original(self, data)
+
+        return counted
+
+    for step in ("train_step", "test_step", "predict_step"):  # Keras runs a step's Python only to trace it
+        monkeypatch.setattr(keras.Model, step, counting(step, getattr(keras.Model, step)))
+
+    training = {"epochs": 8, "early_stopping_patience": 2, "weight_seed": 0}
+    cfg = make_config(separable, tmp_path, split={"folds": 3, "repeats": 1}, model={"dropout": 0.3}, train=training)
+    store = FeatureStore.open(str(separable))
+    rows = select_rows(store, genres="all")
+    splits = plan_splits(rows, cfg.split)[0]
+
+    def outcome(fit, tested) -> tuple:
+        return fit.history, fit.refit_history, tested.y_pred.tolist(), [w.tobytes() for w in fit.model.get_weights()]
+
+    models = Models(store, rows, cfg)
+    reused = [outcome(*fit_and_test(store, rows, split, cfg, models=models)) for split in splits]
+    # Traced once, or twice where a batch of another size made TensorFlow trace it again for any size.
+    assert models.builds == 1 and set(traced) == {"train_step", "test_step", "predict_step"}
+    assert max(traced.values()) <= 2 < 2 * len(splits)
+    before = traced.copy()
+    anew = [outcome(*fit_and_test(store, rows, split, cfg)) for split in splits]  # Models of their own
+    assert all(traced[step] - before[step] >= len(splits) for step in before)  # the count can tell
+    assert reused == anew
+    assert len({str(r[0]) for r in reused}) == len(splits)  # the folds did differ
 
 
 def test_a_weight_seed_changes_the_weights_on_the_same_splits(separable, tmp_path):

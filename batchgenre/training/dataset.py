@@ -324,6 +324,7 @@ def stream(
     shuffle_seed: int | None = None,
     shuffle_buffer: int = 1024,
     shuffle_chunks: int = 64,
+    repeat: bool = False,
 ):
     """A tf.data pipeline of (features, label) batches of store rows ``index``, read whole chunks at a time.
 
@@ -335,7 +336,13 @@ def stream(
     a window are shuffled together, and windows come in a seeded random order. Each row comes
     exactly once per pass (epoch), and the same seed gives the same passes. Without a seed, a
     window is consecutive chunks and rows come in the order of ``index``. Memory holds up to
-    four windows (about 130 MB for 64 chunks of 256 tutorial vectors), never the store.
+    four windows (about 130 MB for 64 chunks of 256 tutorial vectors), never the store. Rows that
+    fit in one window are read once and kept for every pass.
+
+    With ``repeat``, the pipeline runs pass after pass without end, each pass cut into batches of
+    its own, as a new iteration of the pipeline without it would be: Keras then keeps one iterator
+    for a whole fit (given ``steps_per_epoch`` = ``batches(len(index), batch_size)``) instead of
+    starting a new one, and its Python generator, for each epoch.
 
     Parameters
     ----------
@@ -346,6 +353,8 @@ def stream(
     shuffle_chunks : int
         chunks read (and shuffled) together: more mix a window closer to the whole store's
         proportions (within about one chunk in ``shuffle_chunks`` per genre), fewer hold less memory.
+    repeat : bool
+        pass ``p`` (0, 1, ...) of the endless pipeline is the ``p``-th iteration of the pipeline without it.
 
     Returns
     -------
@@ -362,19 +371,30 @@ def stream(
     bounds = np.append(first, len(index))
     features = store.group["features"]
     per_window = max(shuffle_chunks, -(-shuffle_buffer // b))
-    passes = itertools.count()
+    if shuffle_seed is None and len(chunks) <= per_window:
+        # Rows that fit in one window, in order: read now and held as tensors, so that a new iteration
+        # (Keras starts one for every validation) costs no Python generator, thread or read.
+        x = features.get_orthogonal_selection((index, slice(None)))
+        ds = tf.data.Dataset.from_tensor_slices((x, labels)).batch(batch_size)
+        return (ds.repeat() if repeat else ds).prefetch(tf.data.AUTOTUNE)
+    whole: list[np.ndarray] = []  # all rows, once read, when they fit in one window
 
     def read_window(window: np.ndarray, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        # One read of the window's rows: zarr fetches and decodes its chunks concurrently, and only those.
-        at = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in np.sort(window)])
-        x = features.get_orthogonal_selection((index[at], slice(None)))
+        if len(window) == len(chunks):  # every row: read them once, then only permute them pass after pass
+            if not whole:
+                whole.append(features.get_orthogonal_selection((index, slice(None))))
+            x, at = whole[0], np.arange(len(index))
+        else:
+            # One read of the window's rows: zarr fetches and decodes its chunks concurrently, and only those.
+            at = np.concatenate([np.arange(bounds[k], bounds[k + 1]) for k in np.sort(window)])
+            x = features.get_orthogonal_selection((index[at], slice(None)))
         if seed < 0:  # in order
             return x, labels[at]
         order = np.random.default_rng(seed).permutation(len(at))
         return x[order], labels[at[order]]
 
-    def one_pass():
-        rng = None if shuffle_seed is None else np.random.default_rng([shuffle_seed, next(passes)])
+    def one_pass(number: int):
+        rng = None if shuffle_seed is None else np.random.default_rng([shuffle_seed, int(number)])
         windows = _windows(len(chunks), per_window=per_window, rng=rng)
         seeds = np.full(len(windows), -1) if rng is None else rng.integers(2**62, size=len(windows))
         # The next window is read in a thread of our own while TensorFlow cuts this one into batches:
@@ -390,10 +410,23 @@ def stream(
                 yield ahead.result()
 
     spec = (tf.TensorSpec((None, n_features), tf.float32), tf.TensorSpec((None,), tf.int32))
-    # Whole windows cross into TensorFlow, and rebatch cuts them without handling rows one by one.
-    ds = tf.data.Dataset.from_generator(one_pass, output_signature=spec).rebatch(batch_size)
-    n_batches = -(-len(index) // batch_size)  # from_generator hides the length from Keras
-    return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
+
+    def batched(generator, args=()):
+        # Whole windows cross into TensorFlow, and rebatch cuts them without handling rows one by one.
+        return tf.data.Dataset.from_generator(generator, args=args, output_signature=spec).rebatch(batch_size)
+
+    if repeat:
+        ds = tf.data.Dataset.counter().flat_map(lambda number: batched(one_pass, args=(number,)))
+        return ds.prefetch(tf.data.AUTOTUNE)
+    passes = itertools.count()
+    ds = batched(lambda: one_pass(next(passes)))
+    # from_generator hides the length from Keras
+    return ds.apply(tf.data.experimental.assert_cardinality(batches(len(index), batch_size))).prefetch(tf.data.AUTOTUNE)
+
+
+def batches(n_rows: int, batch_size: int) -> int:
+    """Batches of one pass of ``stream`` over ``n_rows`` rows: the last one may be short."""
+    return -(-n_rows // batch_size)
 
 
 def _windows(n_chunks: int, *, per_window: int, rng: np.random.Generator | None) -> list[np.ndarray]:

@@ -10,7 +10,7 @@ import numpy as np
 from batchgenre.store import FeatureStore
 from batchgenre.training import backend  # sets TensorFlow's quiet, deterministic environment before Keras loads
 from batchgenre.training.config import Config
-from batchgenre.training.dataset import Rows, Split, read_features, stream
+from batchgenre.training.dataset import Rows, Split, batches, read_features, stream
 from batchgenre.training.robustness import VariantRows
 
 
@@ -73,11 +73,68 @@ class Tested(Scored):
         return float(values[self.epochs - 1]) if values else None
 
 
+class Models:
+    """The one compiled classifier of a run's fits on ``store``'s ``rows``, reset for each fit.
+
+    Keras builds the model and traces its train, test and predict steps once, for the first fit;
+    every later fit starts from the weights, optimizer state and random-seed state that the first
+    one started from: those a model built anew with the same seed would have, so that a seeded run
+    gives the same figures and weights either way. Only its standardisation is adapted anew, to the
+    rows of each fit. A fit's model is that of every fit: use it before the next one starts.
+    """
+
+    def __init__(self, store: FeatureStore, rows: Rows, config: Config):
+        self._store, self._rows, self._config = store, rows, config
+        self._model = None
+        self._initial: list[np.ndarray] = []
+        self.builds = 0  # models built (and traced): one for a whole run
+
+    def fresh(self, index: np.ndarray):
+        """The model as newly built, its standardisation adapted on rows ``index`` alone."""
+        from batchgenre.training.model import adapt_standardisation, build_model
+
+        adapt_data = _stream(self._store, self._rows, index, self._config)
+        if self._model is None:
+            import keras
+
+            keras.backend.clear_session()  # models of an earlier run would otherwise pile up in the graph
+            backend.seed_everything(self._config.train.weight_seed)
+            self._model = build_model(
+                n_genres=len(self._rows.genres),
+                feature_names=self._store.attrs["feature_names"],
+                model=self._config.model,
+                train=self._config.train,
+                adapt_data=adapt_data,
+            )
+            # Built now, not in the first fit, so that its state (zeros and step 0) is kept with the weights'.
+            self._model.optimizer.build(self._model.trainable_variables)
+            self._initial = [v.numpy() for v in self._state()]
+            self.builds += 1
+        else:
+            for variable, value in zip(self._state(), self._initial, strict=True):
+                variable.assign(value)
+            adapt_standardisation(self._model, adapt_data)
+        return self._model
+
+    def _state(self) -> list:
+        # Layer variables include the random-seed state of dropout layers; the optimizer's, its step and slots.
+        return [*self._model.variables, *self._model.optimizer.variables]
+
+
 def fit_and_test(
-    store: FeatureStore, rows: Rows, split: Split, config: Config, *, variants: VariantRows | None = None
+    store: FeatureStore,
+    rows: Rows,
+    split: Split,
+    config: Config,
+    *,
+    variants: VariantRows | None = None,
+    models: Models | None = None,
 ) -> tuple[Fit, Tested]:
-    """Fit on the split and score its test rows, and, with ``variants``, every variant of those test clips."""
-    fit = fit_classifier(store, rows, split, config)
+    """Fit on the split and score its test rows, and, with ``variants``, every variant of those test clips.
+
+    ``models``: the run's model to reset and reuse (by default, one of this fit's own).
+    """
+    fit = fit_classifier(store, rows, split, config, models=models)
     baseline = fit_baseline(store, rows, split, config) if config.train.baseline else None
     test_rows, test_files = rows.file_rows(split.test)
     scored = score(fit.model, baseline, store, test_rows, rows.labels_of(test_rows), config, files=test_files)
@@ -92,24 +149,30 @@ def fit_and_test(
     return fit, Tested(scored.y_true, scored.y_pred, scored.baseline_pred, fit.history, fit.epochs, by_variant)
 
 
-def fit_classifier(store: FeatureStore, rows: Rows, split: Split, config: Config) -> Fit:
-    """Fit on the training rows, stopping early on validation rows if configured; then refit on both if configured."""
+def fit_classifier(
+    store: FeatureStore, rows: Rows, split: Split, config: Config, *, models: Models | None = None
+) -> Fit:
+    """Fit on the training rows, stopping early on validation rows if configured; then refit on both if configured.
+
+    ``models``: the run's model to reset and reuse (by default, one of this fit's own).
+    """
     import keras
 
     cfg = config.train
+    models = models or Models(store, rows, config)
     train_rows = rows.fit_rows(split.train)
-    model = _new_model(store, rows, train_rows, config)
+    model = models.fresh(train_rows)
     stopping = cfg.early_stopping_patience
     callbacks = []
     if stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=stopping, restore_best_weights=True)
         )
+    validation_rows = rows.file_rows(split.validation)[0]
     history = model.fit(
-        _stream(store, rows, train_rows, config, shuffle=True),
-        validation_data=_stream(store, rows, rows.file_rows(split.validation)[0], config)
-        if len(split.validation)
-        else None,
+        _stream(store, rows, train_rows, config, shuffle=True, repeat=True),
+        steps_per_epoch=batches(len(train_rows), cfg.batch_size),
+        validation_data=_stream(store, rows, validation_rows, config) if len(split.validation) else None,
         epochs=cfg.epochs,
         callbacks=callbacks,
         shuffle=False,  # the stream shuffles
@@ -119,9 +182,13 @@ def fit_classifier(store: FeatureStore, rows: Rows, split: Split, config: Config
     refit_history = None
     if cfg.refit and len(split.validation):
         both = rows.fit_rows(np.union1d(split.train, split.validation))
-        model = _new_model(store, rows, both, config)
+        model = models.fresh(both)
         refit_history = model.fit(
-            _stream(store, rows, both, config, shuffle=True), epochs=epochs, shuffle=False, verbose=0
+            _stream(store, rows, both, config, shuffle=True, repeat=True),
+            steps_per_epoch=batches(len(both), cfg.batch_size),
+            epochs=epochs,
+            shuffle=False,
+            verbose=0,
         ).history
     refit = None if refit_history is None else _floats(refit_history)
     return Fit(model=model, history=_floats(history), epochs=epochs, refit_history=refit)
@@ -201,7 +268,10 @@ def _mean_by_file(probabilities: np.ndarray, file_at: np.ndarray, n_files: int) 
     return sums / np.bincount(file_at, minlength=n_files)[:, None]
 
 
-def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, *, shuffle: bool = False):
+def _stream(
+    store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, *, shuffle: bool = False, repeat: bool = False
+):
+    # A fit's stream repeats: Keras then keeps one iterator for all its epochs, epoch e reading pass e.
     return stream(
         store,
         index,
@@ -209,23 +279,7 @@ def _stream(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config, 
         batch_size=config.train.batch_size,
         shuffle_seed=config.train.weight_seed if shuffle else None,
         shuffle_buffer=config.train.shuffle_buffer,
-    )
-
-
-def _new_model(store: FeatureStore, rows: Rows, index: np.ndarray, config: Config):
-    """A compiled model whose standardisation is adapted on rows ``index`` alone."""
-    import keras
-
-    from batchgenre.training.model import build_model
-
-    keras.backend.clear_session()  # models of earlier folds would otherwise pile up in the graph
-    backend.seed_everything(config.train.weight_seed)
-    return build_model(
-        n_genres=len(rows.genres),
-        feature_names=store.attrs["feature_names"],
-        model=config.model,
-        train=config.train,
-        adapt_data=_stream(store, rows, index, config),
+        repeat=repeat,
     )
 
 

@@ -126,8 +126,7 @@ def build_model(
     log10 = log10_of_blocks(feature_names, blocks=model.log_blocks)
     select = SelectColumns(columns_of(feature_names, summaries=model.summaries), name="summaries")
     standardise = keras.layers.Normalization(axis=-1, name="standardise")
-    standardise.adapt(adapt_data.map(lambda x, _: select(log10(x))))
-    _leave_constant_columns_unscaled(standardise)
+    _adapt(standardise, log10, select, adapt_data)
 
     inputs = keras.Input(shape=(len(feature_names),), name="features")
     x = standardise(select(log10(inputs)))
@@ -144,6 +143,23 @@ def build_model(
     optimizer = _OPTIMIZERS[train.optimizer](learning_rate=train.learning_rate)
     net.compile(optimizer=optimizer, loss=train.loss, metrics=["accuracy"])
     return net
+
+
+def adapt_standardisation(net: keras.Model, adapt_data) -> None:
+    """Adapt the standardisation of ``net`` (from ``build_model``) anew to ``adapt_data``, as ``build_model`` did.
+
+    For a model reused from fit to fit: its traced functions read the new mean and variance.
+    """
+    _adapt(net.get_layer("standardise"), net.get_layer("log10"), net.get_layer("summaries"), adapt_data)
+
+
+def _adapt(standardise: keras.layers.Normalization, log10: Log10Columns, select: SelectColumns, adapt_data) -> None:
+    standardise.adapt(adapt_data.map(lambda x, _: select(log10(x))))
+    _leave_constant_columns_unscaled(standardise)
+    # finalize_state() made the mean and variance constant tensors, which a traced train step would keep
+    # for good; the layer reads its variables instead, so that one traced model follows every adapt. The
+    # values are the same: [shape=(D,)] broadcasts over a batch [shape=(b, D)] as [shape=(1, D)] does.
+    standardise.mean, standardise.variance = standardise.adapt_mean, standardise.adapt_variance
 
 
 def _leave_constant_columns_unscaled(layer: keras.layers.Normalization) -> None:

@@ -34,7 +34,7 @@ from batchgenre.training.dataset import (
     with_store_groups,
 )
 from batchgenre.training.evaluation import Mode, accuracy_metrics, per_genre, robustness_metrics, several_groups_metrics
-from batchgenre.training.fit import Tested, describe_baseline, fit_and_test, fit_classifier
+from batchgenre.training.fit import Models, Tested, describe_baseline, fit_and_test, fit_classifier
 from batchgenre.training.robustness import featurize_variants
 from batchgenre.training.run_outputs import run_facts, write_outputs
 
@@ -88,16 +88,17 @@ def train(config: Config, *, force: bool = False) -> Report:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="batchgenre-robustness-")))
             test_rows = rows.index if mode is Mode.FOLDS else saved_split.test
             variants = featurize_variants(store, test_rows, workdir=workdir, workers=config.data.workers)
+        models = Models(store, rows, config)  # one model, built once, reset for every fit
         if mode is Mode.FOLDS:
             tested = []
             for i, split in enumerate(splits, 1):
-                tested.append(fit_and_test(store, rows, split, config, variants=variants)[1])
+                tested.append(fit_and_test(store, rows, split, config, variants=variants, models=models)[1])
                 log.info("fold %d/%d: %s", i, len(splits), _fold_line(tested[-1]))
             held_out = len(saved_split.validation)
             log.info("fitting the model to save on all %d rows (%d of them for validation)", len(rows.index), held_out)
-            saved = fit_classifier(store, rows, saved_split, config)
+            saved = fit_classifier(store, rows, saved_split, config, models=models)
         else:
-            saved, result = fit_and_test(store, rows, saved_split, config, variants=variants)
+            saved, result = fit_and_test(store, rows, saved_split, config, variants=variants, models=models)
             tested = [result]
     baseline = describe_baseline(config)
     metrics = accuracy_metrics(
