@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre import __version__
-from batchgenre.audio.corpus import Clip, discover, rows_per_chunk
+from batchgenre.audio.corpus import Clip, discover_paths, rows_per_chunk
 from batchgenre.cluster.plan import FileLabels, blocks_to_run, check_labels, plan, say_if_genres_are_ignored, select
 from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError, describe
@@ -26,6 +26,7 @@ from batchgenre.store import (
     rows_to_compute,
     writer_lock,
 )
+from batchgenre.store.paths import distinct
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,10 @@ def featurize(
     _check_long_enough(clip, get_feature_set(feature_set))
     if labeller is not None and genres is not None:
         raise BatchgenreError("--genres picks genre folders; with --labels there are none to pick: leave one out")
-    relpaths = discover(root)
-    if not relpaths:
+    relpaths = discover_paths(root)
+    if not len(relpaths):
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
-    labels = labeller(root, relpaths) if labeller is not None else None
+    labels = labeller(root, relpaths.tolist()) if labeller is not None else None
     relpaths, file_genres = select(root, relpaths, genres) if labels is None else (relpaths, labels.genres)
     source = labels.source if labels is not None else FOLDER_LABELS
     attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root, labels=source)
@@ -167,7 +168,7 @@ def featurize(
             (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
             for i in failed_rows
         ]
-    files = len(set(paths[(status == DONE) | (status == FAILED)].tolist())) if several_rows else None
+    files = distinct(paths[(status == DONE) | (status == FAILED)]) if several_rows else None
     return Summary(
         store=out,
         done=int((status == DONE).sum()),
