@@ -125,7 +125,8 @@ def featurize(
             say_if_genres_are_ignored(store, genres)
             # Planned before any cluster starts, so a run with nothing left to do starts none.
             vanished = plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows, labels=labels)
-            todo = blocks_to_run(store, retry_failed)
+            status = store.column("status")  # read once: a large store's status is a chunk a block
+            todo = blocks_to_run(store, retry_failed, status=status)
         if store is None or todo:
             with (
                 contextlib.nullcontext(client)
@@ -143,6 +144,7 @@ def featurize(
                         store, relpaths, file_genres, root, augment=augment, windows=clip.windows, labels=labels
                     )
                     todo = blocks_to_run(store, retry_failed)
+                status = None  # the tasks write it
                 lost, workers_lost = _run_blocks(
                     client,
                     store,
@@ -155,7 +157,7 @@ def featurize(
         else:
             log.info("nothing to do: every file in %s is already featurized", store.url)
 
-    status = store.column("status")
+    status = store.column("status") if status is None else status
     failed_rows = np.flatnonzero(status == FAILED)
     copies = store.column("augment")
     several_rows = store.window is not None or copies.any()  # a file's windows, its altered copies

@@ -195,9 +195,13 @@ def _row_keys(files: np.ndarray, copies: np.ndarray, windows: np.ndarray) -> np.
     return (files.astype(np.int64) << 24) | (copies.astype(np.int64) << 16) | windows.astype(np.int64)
 
 
-def blocks_to_run(store: FeatureStore, retry_failed: bool) -> dict[int, int]:
-    """Blocks with rows left to compute, and how many files (or altered copies) each will decode for them."""
-    wanted = rows_to_compute(store.column("status"), retry_failed=retry_failed)
+def blocks_to_run(store: FeatureStore, retry_failed: bool, *, status: np.ndarray | None = None) -> dict[int, int]:
+    """Blocks with rows left to compute, and how many files (or altered copies) each will decode for them.
+
+    ``status`` is the store's status column when the caller has read it already.
+    """
+    status = store.column("status") if status is None else status
+    wanted = rows_to_compute(status, retry_failed=retry_failed)
     if not wanted.any():  # a rerun with nothing left reads no more of a large store
         return {}
     paths = store.column("path")

@@ -23,9 +23,12 @@ rows whose file was replaced back to PENDING, before any task runs; the task of 
 3.1.3 and later write a local chunk to a temporary file and rename it; an object store's PUT is atomic), so a
 block whose status chunk still says PENDING is simply redone.
 
-The client's arrays are zarr shards of ``CLIENT_SHARD_BLOCKS`` chunks: one object for 64 blocks' rows,
-of which a task reads its own chunk alone. The tasks' arrays stay one chunk, one object, a block: a shard is
-rewritten whole, so it may have only one writer. A store made before the shards reads and writes the same.
+The client's arrays are chunked by ``CLIENT_CHUNK_BLOCKS`` blocks (one object for 64 blocks' rows), the
+tasks' one chunk, one object, a block. Zarr v3 shards of 64 blocks gave the same object count but cost 4.5
+times the CPU to read a column whole (every inner chunk is decoded apart), and sharded features made a
+training epoch's reads 2 times slower; a shard is also rewritten whole, so it could not hold the rows of
+blocks that tasks write side by side (benchmarks/README.md, sharding). A store made before reads and
+writes the same, its client arrays chunked by the block.
 
 Stores made before ``size`` and ``mtime_ns`` existed get them on their next featurize
 (see ``FeatureStore.note_replaced_files``).
@@ -50,9 +53,8 @@ from batchgenre.store.paths import PATHS, UNKNOWN_STAT
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
-# Chunks (blocks) per shard of the arrays only the client writes. A store made before them has none
-# (a shard of one chunk, in effect) and is read and written the same way.
-CLIENT_SHARD_BLOCKS = 64
+# Blocks per chunk of the arrays only the client writes: it reads them whole on every run.
+CLIENT_CHUNK_BLOCKS = 64
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
@@ -101,7 +103,7 @@ class FeatureStore:
         )
         group.create_array("status", shape=(0,), chunks=(b,), dtype="uint8", fill_value=PENDING)
         group.create_array("error", shape=(0,), chunks=(b,), dtype=str)
-        # Written by the client alone: sharded.
+        # Written by the client alone, before any task runs.
         store._client_array("label", dtype="int16", fill_value=-1)
         store._client_array("path", dtype=str)
         store._client_array("augment", dtype="uint8", fill_value=0)
@@ -256,6 +258,8 @@ class FeatureStore:
         present = (stats >= 0).all(axis=1)
         unknown = (recorded == UNKNOWN_STAT).any(axis=1)
         differs = present & (recorded != stats).any(axis=1)
+        if not differs.any():  # the usual rerun: no status to read
+            return np.zeros(0, dtype=np.int64)
         replaced = np.flatnonzero(differs & ~unknown & (self.column("status") != PENDING))
         if len(replaced):
             self.group["status"].set_coordinate_selection(replaced, PENDING)
@@ -289,13 +293,11 @@ class FeatureStore:
                 self._client_array(name, dtype="int64", fill_value=UNKNOWN_STAT)
 
     def _client_array(self, name: str, *, dtype, fill_value=None) -> None:
-        """A one-dimensional array as long as the store, of chunks a block, in shards of CLIENT_SHARD_BLOCKS chunks."""
-        b = self.rows_per_chunk
+        """A one-dimensional array as long as the store, in chunks of CLIENT_CHUNK_BLOCKS blocks."""
         self.group.create_array(
             name,
             shape=(self.n_rows if "path" in self.group else 0,),
-            chunks=(b,),
-            shards=(b * CLIENT_SHARD_BLOCKS,),
+            chunks=(self.rows_per_chunk * CLIENT_CHUNK_BLOCKS,),
             dtype=dtype,
             fill_value=fill_value,
         )
