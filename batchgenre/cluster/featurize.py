@@ -241,7 +241,8 @@ def _run_blocks(
     workers_lost = run_blocks(
         client,
         featurize_block,
-        {block: ((store.url, block, str(root), attrs["feature_set"], clip), n) for block, n in todo.items()},
+        ((block, (store.url, block, str(root), attrs["feature_set"], clip), n) for block, n in todo.items()),
+        total=sum(todo.values()),
         options={"retry_failed": retry_failed, "file_timeout": file_timeout, "memory_cap": memory_cap},
         on_finished=finished,
     )
