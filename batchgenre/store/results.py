@@ -9,7 +9,6 @@ row is in the journal (``_Index``), about 60 bytes a file, and the reasons of fa
 from __future__ import annotations
 
 import json
-import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,38 +222,31 @@ class ResultsTable:
     def finish(self) -> None:
         """Write every file's latest row, sorted by path, over the output in one atomic replace.
 
-        A table already so is left as it is. Rows are copied from the journal a few MB at a time.
+        A table already so is left as it is. Rows are copied from the journal one at a time.
         """
         self._file.close()
         _, _, spans, in_order = self._index.latest()
         if not self._changed and in_order and self.journal == self.out:
             return
         tmp = self.out.with_name(self.out.name + ".tmp")
-        with open(self.journal, "rb") as f, _mapped(f) as journal:
+        with open(self.journal, "rb") as f:
+            # Read a row at a time (pread), not mapped: a mapped journal's pages count as the client's memory.
+            rows = (os.pread(f.fileno(), end - start, start) for start, end in _slices(spans))
             if isinstance(self.format, _TextFormat):
                 with open(tmp, "wb") as out:
                     out.write(self.format.header().encode("utf-8"))
-                    for start, end in spans.tolist():
-                        out.write(journal[start:end])
+                    out.writelines(rows)
             else:
-                self.format.write(tmp, (json.loads(journal[start:end]) for start, end in spans.tolist()))
+                self.format.write(tmp, (json.loads(row) for row in rows))
         os.replace(tmp, self.out)
         if self.journal != self.out:
             self.journal.unlink(missing_ok=True)
 
 
-class _mapped:
-    """The bytes of an open file, mapped rather than read (b"" for an empty one)."""
-
-    def __init__(self, f):
-        self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else None
-
-    def __enter__(self):
-        return self._map if self._map is not None else b""
-
-    def __exit__(self, *exc: object) -> None:
-        if self._map is not None:
-            self._map.close()
+def _slices(spans: np.ndarray):
+    """(start, end) of each row of ``spans`` [shape=(n, 2)], made Python numbers a slice at a time."""
+    for at in range(0, len(spans), SLICE):
+        yield from spans[at : at + SLICE].tolist()
 
 
 def _drop_torn_tail(path: Path) -> bool:
