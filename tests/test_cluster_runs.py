@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests import synth
@@ -121,7 +122,8 @@ def test_progress_counts_files_while_their_block_still_runs(caplog, monkeypatch)
             target=lambda: run_blocks(
                 client,
                 gated_block,
-                {"only": ((3, release.name), 3)},
+                [("only", (3, release.name), 3)],
+                total=3,
                 options={},
                 on_finished=lambda key, result, error: finished.append((key, result, error)),
             )
@@ -134,6 +136,53 @@ def test_progress_counts_files_while_their_block_still_runs(caplog, monkeypatch)
             release.set()
             run.join()
     assert finished == [("only", 3, None)]
+
+
+def many_files(files: int) -> int:
+    """A block of ``files`` files that take no time."""
+    from batchgenre.cluster.runner import file_done
+
+    for _ in range(files):
+        file_done()
+    return files
+
+
+def test_a_block_reports_its_files_a_few_times_a_second_not_once_each():
+    from batchgenre.cluster.connection import connect
+    from batchgenre.cluster.runner import FILE_DONE_TOPIC, run_blocks
+
+    files = 2_000
+    with connect(workers=1) as client:
+        run_blocks(client, many_files, [("only", (files,), files)], total=files, options={}, on_finished=print)
+        # The last report comes up to REPORT_EVERY_S after the block ends.
+        _wait_for(
+            lambda: sum(n for _, (_, n) in client.get_events(FILE_DONE_TOPIC)) == files, what="every file reported"
+        )
+        reports = len(client.get_events(FILE_DONE_TOPIC))
+    assert reports <= files // 100, f"{reports} messages for {files} files"
+
+
+def big_result(i: int) -> np.ndarray:
+    return np.full(2**18, i, dtype=np.float32)  # 1 MB held by the worker until the client lets it go
+
+
+def test_a_run_holds_a_bounded_number_of_blocks_not_the_whole_corpus():
+    from batchgenre.cluster.connection import connect
+    from batchgenre.cluster.runner import blocks_ahead, run_blocks
+
+    held, seen = [], []
+    with connect(workers=1) as client:
+        ahead = blocks_ahead(client)
+
+        def finished(key, result, error):
+            assert error is None and result[0] == key
+            seen.append(key)
+            held.append(len(client.futures))
+
+        n = 3 * ahead
+        run_blocks(client, big_result, ((i, (i,), 1) for i in range(n)), total=n, options={}, on_finished=finished)
+    assert sorted(seen) == list(range(n))
+    assert max(held) <= ahead, f"the client held {max(held)} blocks, more than the {ahead} ahead"
 
 
 def test_progress_speaks_before_any_file_and_guesses_the_time_left_only_from_enough_files(caplog):

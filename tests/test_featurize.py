@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from batchgenre.audio.corpus import Clip, discover
+from batchgenre.audio.corpus import Clip, discover, discover_paths
 from batchgenre.cluster.featurize import featurize_block
 from batchgenre.cluster.plan import select
 from batchgenre.errors import BatchgenreError
@@ -53,14 +53,22 @@ def test_discover_skips_hidden_files_and_survives_symlink_loops(tmp_path):
     (tmp_path / "a" / "notes.txt").write_text("not audio")
     (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
     synth.write(tmp_path / "b" / "z.FLAC", synth.tone(seconds=0.5))
-    assert discover(tmp_path) == ["a/x.wav", "b/z.FLAC"]
+    assert discover(tmp_path) == discover_paths(tmp_path).tolist() == ["a/x.wav", "b/z.FLAC"]
+
+
+def test_the_compact_walk_sorts_as_python_does_across_folders_that_prefix_each_other(tmp_path):
+    # "a b/" and "a-b/" sort before "a/" although the walk reaches "a/" first.
+    for name in ["a/z.wav", "a b/y.wav", "a-b/x.wav", "a/sub/w.wav", "ä/v.wav", "A/u.wav"]:
+        synth.write(tmp_path / name, synth.tone(seconds=0.1))
+    assert discover_paths(tmp_path).tolist() == sorted(discover(tmp_path)) == discover(tmp_path)
 
 
 def test_labels_come_from_genre_folders_only_in_gtzan_layout(tmp_path):
-    assert select(tmp_path, ["rock/a.wav", "jazz/b.wav"], None)[1] == ["rock", "jazz"]
-    assert select(tmp_path, ["rock/a.wav", "loose.wav"], None)[1] == [None, None]
-    assert select(tmp_path, ["artist/album/t.mp3"], None)[1] == [None]
-    assert select(tmp_path, ["rock/a.wav", "jazz/b.wav"], ["jazz"]) == (["jazz/b.wav"], ["jazz"])
+    assert select(tmp_path, ["rock/a.wav", "jazz/b.wav"], None)[1].tolist() == ["rock", "jazz"]
+    assert select(tmp_path, ["rock/a.wav", "loose.wav"], None)[1].tolist() == ["", ""]
+    assert select(tmp_path, ["artist/album/t.mp3"], None)[1].tolist() == [""]
+    kept, genres = select(tmp_path, ["jazz/a.wav", "rock/a.wav", "jazz/b.wav"], ["jazz"])
+    assert (kept.tolist(), genres.tolist()) == (["jazz/a.wav", "jazz/b.wav"], ["jazz", "jazz"])
 
 
 def test_featurize_matches_the_reference_and_records_everything(tmp_path):
@@ -267,7 +275,7 @@ def test_rerun_appends_new_files_skips_done_ones_and_reports_vanished(tmp_path):
 
 
 def test_a_stray_file_at_the_root_is_named_not_silently_unlabelling_the_corpus(tmp_path, caplog):
-    assert select(tmp_path, ["rock/a.wav", "loose.wav"], None)[1] == [None, None]
+    assert select(tmp_path, ["rock/a.wav", "loose.wav"], None)[1].tolist() == ["", ""]
     assert "1 of 2 files are not in a genre folder directly under" in caplog.text and "'loose.wav'" in caplog.text
     with pytest.raises(BatchgenreError, match="but 1 are not, like 'loose.wav'"):
         select(tmp_path, ["rock/a.wav", "loose.wav"], ["rock"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,22 @@ def discover(root: Path) -> list[str]:
 
     Hidden files and folders are skipped; symlinked folders are followed once, so loops end.
     """
-    found: list[str] = []
+    return sorted(path for names in _audio_by_folder(root) for path in names)
+
+
+def discover_paths(root: Path) -> np.ndarray:
+    """``discover``'s paths [shape=(n,), dtype=StringDType], about 40 bytes a file instead of a list's 110.
+
+    Each folder's names become an array as the walk reaches them, so no list of the whole corpus is made.
+    """
+    found = [np.array(names, dtype=np.dtypes.StringDType()) for names in _audio_by_folder(root) if names]
+    paths = np.concatenate(found) if found else np.array([], dtype=np.dtypes.StringDType())
+    paths.sort()  # in place: UTF-8 order, which is code point order, as sorted() gives
+    return paths
+
+
+def _audio_by_folder(root: Path) -> Iterator[list[str]]:
+    """The audio files of each folder under ``root`` in turn, as POSIX paths relative to it."""
     seen: set[tuple[int, int]] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
         st = os.stat(folder)
@@ -59,12 +75,11 @@ def discover(root: Path) -> list[str]:
         # Plain strings, not Path objects: at 10^5 files pathlib's joins were most of a rerun's walk.
         rel = Path(folder).relative_to(root).as_posix()
         prefix = "" if rel == "." else rel + "/"
-        found += [
+        yield [
             prefix + name
             for name in files
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
         ]
-    return sorted(found)
 
 
 def rows_per_chunk(n_files: int, n_workers: int) -> int:

@@ -161,17 +161,18 @@ def classify_dir(
     ``model_path`` as ``load_classifier`` takes it; ``min_confidence`` None is the model's default;
     ``tags`` adds musicnn's tag columns (``with_tags``).
     """
-    from batchgenre.audio.corpus import discover, rows_per_chunk
+    from batchgenre.audio.corpus import discover_paths, rows_per_chunk
     from batchgenre.classify.builtin import TAG_COLUMNS
     from batchgenre.cluster.connection import connect
     from batchgenre.cluster.runner import run_blocks
+    from batchgenre.store.paths import locate
     from batchgenre.store.results import ResultsTable, write_meta
 
     root = Path(root).resolve()
     if not root.is_dir():
         raise BatchgenreError(f"{root}: no such folder")
-    relpaths = discover(root)
-    if not relpaths:
+    relpaths = discover_paths(root)
+    if not len(relpaths):
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
     model = load_classifier(model_path)
     metadata, genres = model.metadata, model.genres
@@ -190,13 +191,15 @@ def classify_dir(
             "batchgenre": __version__,
         },
     )
-    done = {p for p, r in table.rows.items() if r.get("status") == "classified" or not retry_failed}
-    todo = [p for p in relpaths if p not in done]
+    held, classified = table.files()
+    skip = held[classified | (not retry_failed)]
+    todo = relpaths[locate(relpaths, skip) < 0] if len(skip) else relpaths  # no copy of a fresh run's paths
+    del held, classified, skip
     summary = Summary(out=Path(out), skipped=len(relpaths) - len(todo))
     if summary.skipped:
         log.info("%d files already in %s are skipped", summary.skipped, out)
 
-    if todo:
+    if len(todo):
         # A local cluster gets no more workers than the files make blocks: one without a block would
         # only take a core from the others while they start (a few songs make one block).
         blocks_at_most = -(-len(todo) // rows_per_chunk(len(todo), workers))
@@ -205,22 +208,25 @@ def classify_dir(
         with connect(workers=min(workers, blocks_at_most), scheduler=scheduler) as client:
             n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
             size = rows_per_chunk(len(todo), n_workers)
-            blocks = [todo[i : i + size] for i in range(0, len(todo), size)]
-            log.info("classifying %d files in %d blocks of up to %d", len(todo), len(blocks), size)
+            starts = range(0, len(todo), size)
+            log.info("classifying %d files in %d blocks of up to %d", len(todo), len(starts), size)
 
-            def finished(block: int, items: list[FileWindows] | None, error: Exception | None) -> None:
+            def finished(start: int, items: list[FileWindows] | None, error: Exception | None) -> None:
                 if error is not None:  # a lost worker: its files get failed rows, the run goes on
                     reason = f"worker failed: {type(error).__name__}: {error}"
-                    items = [FileWindows(p, None, error=reason) for p in blocks[block]]
+                    items = [FileWindows(p, None, error=reason) for p in todo[start : start + size].tolist()]
                 _predict_into(table, model, items, min_confidence=min_confidence, tags=tags)
 
+            # A block's paths become a list only as it is submitted: the run holds the corpus as one array.
             summary.lost_workers = run_blocks(
                 client,
                 classify_block,
-                {
-                    i: ((str(root), block, metadata["feature_set"], SAMPLE_RATE, windows), len(block))
-                    for i, block in enumerate(blocks)
-                },
+                (
+                    (start, (str(root), block, metadata["feature_set"], SAMPLE_RATE, windows), len(block))
+                    for start in starts
+                    for block in [todo[start : start + size].tolist()]
+                ),
+                total=len(todo),
                 options={"file_timeout": file_timeout, "memory_cap": memory_cap},
                 on_finished=finished,
             )
@@ -229,12 +235,9 @@ def classify_dir(
 
 
 def count_rows(table, summary: Summary) -> Summary:
-    """``summary`` with the finished table's classified files counted and its failed ones listed."""
-    for path, row in table.rows.items():
-        if row["status"] == "classified":
-            summary.classified += 1
-        else:
-            summary.failed.append((path, row["error"]))
+    """``summary`` with the finished table's classified files counted and its failed ones listed, by path."""
+    summary.classified += int(table.files()[1].sum())
+    summary.failed += sorted(table.failures.items())
     return summary
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre import __version__
-from batchgenre.audio.corpus import Clip, discover, rows_per_chunk
+from batchgenre.audio.corpus import Clip, discover_paths, rows_per_chunk
 from batchgenre.cluster.plan import FileLabels, blocks_to_run, check_labels, plan, say_if_genres_are_ignored, select
 from batchgenre.cluster.sandbox import DEFAULT_FILE_TIMEOUT, DEFAULT_MEMORY_CAP
 from batchgenre.errors import BatchgenreError, describe
@@ -26,6 +26,7 @@ from batchgenre.store import (
     rows_to_compute,
     writer_lock,
 )
+from batchgenre.store.paths import distinct
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,10 @@ def featurize(
     _check_long_enough(clip, get_feature_set(feature_set))
     if labeller is not None and genres is not None:
         raise BatchgenreError("--genres picks genre folders; with --labels there are none to pick: leave one out")
-    relpaths = discover(root)
-    if not relpaths:
+    relpaths = discover_paths(root)
+    if not len(relpaths):
         raise BatchgenreError(f"{root}: no audio files found (looked for wav, flac, ogg, mp3, m4a and more)")
-    labels = labeller(root, relpaths) if labeller is not None else None
+    labels = labeller(root, relpaths.tolist()) if labeller is not None else None
     relpaths, file_genres = select(root, relpaths, genres) if labels is None else (relpaths, labels.genres)
     source = labels.source if labels is not None else FOLDER_LABELS
     attrs = store_attrs(feature_set_name=feature_set, clip=clip, root=root, labels=source)
@@ -124,7 +125,8 @@ def featurize(
             say_if_genres_are_ignored(store, genres)
             # Planned before any cluster starts, so a run with nothing left to do starts none.
             vanished = plan(store, relpaths, file_genres, root, augment=augment, windows=clip.windows, labels=labels)
-            todo = blocks_to_run(store, retry_failed)
+            status = store.column("status")  # read once: a large store's status is a chunk a block
+            todo = blocks_to_run(store, retry_failed, status=status)
         if store is None or todo:
             with (
                 contextlib.nullcontext(client)
@@ -142,6 +144,7 @@ def featurize(
                         store, relpaths, file_genres, root, augment=augment, windows=clip.windows, labels=labels
                     )
                     todo = blocks_to_run(store, retry_failed)
+                status = None  # the tasks write it
                 lost, workers_lost = _run_blocks(
                     client,
                     store,
@@ -154,7 +157,7 @@ def featurize(
         else:
             log.info("nothing to do: every file in %s is already featurized", store.url)
 
-    status = store.column("status")
+    status = store.column("status") if status is None else status
     failed_rows = np.flatnonzero(status == FAILED)
     copies = store.column("augment")
     several_rows = store.window is not None or copies.any()  # a file's windows, its altered copies
@@ -167,7 +170,7 @@ def featurize(
             (str(paths[i]) + _row_part(store.window, int(copies[i]), int(windows[i])), str(errors[i]))
             for i in failed_rows
         ]
-    files = len(set(paths[(status == DONE) | (status == FAILED)].tolist())) if several_rows else None
+    files = distinct(paths[(status == DONE) | (status == FAILED)]) if several_rows else None
     return Summary(
         store=out,
         done=int((status == DONE).sum()),
@@ -238,7 +241,8 @@ def _run_blocks(
     workers_lost = run_blocks(
         client,
         featurize_block,
-        {block: ((store.url, block, str(root), attrs["feature_set"], clip), n) for block, n in todo.items()},
+        ((block, (store.url, block, str(root), attrs["feature_set"], clip), n) for block, n in todo.items()),
+        total=sum(todo.values()),
         options={"retry_failed": retry_failed, "file_timeout": file_timeout, "memory_cap": memory_cap},
         on_finished=finished,
     )

@@ -17,10 +17,10 @@ from batchgenre.store.feature_store import (
     STAT_ARRAYS,
     BlockRows,
     FeatureStore,
-    file_stats,
     rows_to_compute,
 )
 from batchgenre.store.lock import LOCK_PATTERN, writer_lock
+from batchgenre.store.paths import file_stats
 
 __all__ = [
     "AUDIO_KEYS",

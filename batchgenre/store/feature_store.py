@@ -21,8 +21,17 @@ The client writes ``path``, ``label``, ``augment``, ``window``, ``size`` and ``m
 rows whose file was replaced back to PENDING, before any task runs; the task of block k alone writes rows
 [k*B, (k+1)*B) of ``features``, ``error`` and, last, ``status``. A chunk write is whole or absent (zarr-python
 3.1.3 and later write a local chunk to a temporary file and rename it; an object store's PUT is atomic), so a
-block whose status chunk still says PENDING is simply redone. Stores made before ``size`` and ``mtime_ns``
-existed get them on their next featurize (see ``FeatureStore.note_replaced_files``).
+block whose status chunk still says PENDING is simply redone.
+
+The client's arrays are chunked by ``CLIENT_CHUNK_BLOCKS`` blocks (one object for 64 blocks' rows), the
+tasks' one chunk, one object, a block. Zarr v3 shards of 64 blocks gave the same object count but cost 4.5
+times the CPU to read a column whole (every inner chunk is decoded apart), and sharded features made a
+training epoch's reads 2 times slower; a shard is also rewritten whole, so it could not hold the rows of
+blocks that tasks write side by side (benchmarks/README.md, sharding). A store made before reads and
+writes the same, its client arrays chunked by the block.
+
+Stores made before ``size`` and ``mtime_ns`` existed get them on their next featurize
+(see ``FeatureStore.note_replaced_files``).
 
 ``attrs["labels"]`` says where labels and groups came from: ``"folders"`` (genre folders, no groups; a store
 made before the attribute), ``"tags"`` (the files' genre and artist tags) or ``"csv:<file>"``. Labels and groups
@@ -33,18 +42,19 @@ retagged file is relabelled without being computed again. A store made before ``
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from batchgenre.errors import BatchgenreError, shown
+from batchgenre.store.paths import PATHS, UNKNOWN_STAT
 
 log = logging.getLogger(__name__)
 
 STORE_FORMAT = 1
+# Blocks per chunk of the arrays only the client writes: it reads them whole on every run.
+CLIENT_CHUNK_BLOCKS = 64
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ROW_ARRAYS = ("features", "label", "path", "augment", "status", "error")
@@ -52,7 +62,6 @@ MAX_AUGMENT = int(np.iinfo(np.uint8).max)  # altered copies a file can have: the
 STAT_ARRAYS = ("size", "mtime_ns")  # not in ROW_ARRAYS: older stores lack them and must still open
 GROUP = "group"  # not in ROW_ARRAYS either: made on a store's first plan after it existed
 FOLDER_LABELS = "folders"  # attrs["labels"] of a store labelled by genre folders, or made before the attribute
-UNKNOWN_STAT = -1
 MAX_WINDOWS = int(np.iinfo(np.uint16).max)  # windows a file can have: the window column is uint16
 # Attributes that decide what a feature vector means: a rerun must agree on all of them.
 AUDIO_KEYS = ("feature_set", "feature_params", "feature_names", "sample_rate", "offset", "duration", "window")
@@ -86,18 +95,20 @@ class FeatureStore:
 
         group = zarr.open_group(url, mode="a")  # the folder already holds the writer lock
         b = rows_per_chunk
+        group.attrs.update({**attrs, "store_format": STORE_FORMAT, "rows_per_chunk": b})
+        store = cls(group, url)
+        # Written by block tasks: one chunk (one object) a block.
         group.create_array(
             "features", shape=(0, n_features), chunks=(b, n_features), dtype="float32", fill_value=np.nan
         )
-        group.create_array("label", shape=(0,), chunks=(b,), dtype="int16", fill_value=-1)
-        group.create_array("path", shape=(0,), chunks=(b,), dtype=str)
-        group.create_array("augment", shape=(0,), chunks=(b,), dtype="uint8", fill_value=0)
-        group.create_array("window", shape=(0,), chunks=(b,), dtype="uint16", fill_value=0)
         group.create_array("status", shape=(0,), chunks=(b,), dtype="uint8", fill_value=PENDING)
         group.create_array("error", shape=(0,), chunks=(b,), dtype=str)
-        group.create_array(GROUP, shape=(0,), chunks=(b,), dtype=str)
-        group.attrs.update({**attrs, "store_format": STORE_FORMAT, "rows_per_chunk": b})
-        store = cls(group, url)
+        # Written by the client alone, before any task runs.
+        store._client_array("label", dtype="int16", fill_value=-1)
+        store._client_array("path", dtype=str)
+        store._client_array("augment", dtype="uint8", fill_value=0)
+        store._client_array("window", dtype="uint16", fill_value=0)
+        store._add_group_array()
         store._add_stat_arrays()
         return store
 
@@ -182,21 +193,23 @@ class FeatureStore:
 
     def plan_rows(
         self,
-        paths: list[str],
-        labels: list[int],
-        augment: list[int] | None = None,
-        windows: list[int] | None = None,
-        groups: list[str] | None = None,
-    ) -> None:
+        paths,
+        labels,
+        augment=None,
+        windows=None,
+        groups=None,
+    ) -> np.ndarray:
         """Plan new rows (client only, before their tasks run): write path, label, augment, window and group.
 
-        A plan killed between growing the arrays and writing their paths leaves rows with an
-        empty path; they are filled first, and the arrays grow only for the rest. Their file
-        stats start unknown; ``note_replaced_files`` records them.
+        Each argument holds one value a row [shape=(n,)]: an array or a list. A plan killed between
+        growing the arrays and writing their paths leaves rows with an empty path; they are filled
+        first, and the arrays grow only for the rest. Their file stats start unknown;
+        ``note_replaced_files`` records them. Returns the rows written [shape=(n,), dtype=int64].
         """
-        augment = augment if augment is not None else [0] * len(paths)
-        windows = windows if windows is not None else [0] * len(paths)
-        groups = groups if groups is not None else [""] * len(paths)
+        n = len(paths)
+        augment = augment if augment is not None else np.zeros(n, dtype=np.uint8)
+        windows = windows if windows is not None else np.zeros(n, dtype=np.uint16)
+        groups = groups if groups is not None else np.full(n, "", dtype=PATHS)
         self._add_group_array()
         free = np.flatnonzero(self.column("path") == "")
         rows = np.concatenate(
@@ -214,12 +227,13 @@ class FeatureStore:
                 array.set_coordinate_selection(rows, UNKNOWN_STAT)  # a free row may hold a killed plan's stat
         columns = [("label", labels, "int16"), ("augment", augment, "uint8"), ("window", windows, "uint16")]
         for name, values, dtype in columns + [
-            (GROUP, groups, str),
-            ("path", paths, str),
+            (GROUP, groups, PATHS),
+            ("path", paths, PATHS),
         ]:  # path last: it marks the row planned
             if name not in self.group:
                 continue
-            self.group[name].set_coordinate_selection(rows, np.asarray(values, dtype=object).astype(dtype))
+            self.group[name].set_coordinate_selection(rows, np.asarray(values, dtype=dtype))
+        return rows
 
     def note_replaced_files(self, stats: np.ndarray) -> np.ndarray:
         """Send rows whose file was replaced since it was planned back to PENDING (client only, before tasks run).
@@ -244,6 +258,8 @@ class FeatureStore:
         present = (stats >= 0).all(axis=1)
         unknown = (recorded == UNKNOWN_STAT).any(axis=1)
         differs = present & (recorded != stats).any(axis=1)
+        if not differs.any():  # the usual rerun: no status to read
+            return np.zeros(0, dtype=np.int64)
         replaced = np.flatnonzero(differs & ~unknown & (self.column("status") != PENDING))
         if len(replaced):
             self.group["status"].set_coordinate_selection(replaced, PENDING)
@@ -262,21 +278,29 @@ class FeatureStore:
         changed = np.flatnonzero((self.column("label") != labels) | (self.column(GROUP) != groups))
         if len(changed):
             self.group["label"].set_coordinate_selection(changed, labels[changed].astype("int16"))
-            self.group[GROUP].set_coordinate_selection(changed, np.asarray(groups[changed], dtype=str))
+            self.group[GROUP].set_coordinate_selection(changed, np.asarray(groups[changed], dtype=PATHS))
         return len(changed)
 
     def _add_group_array(self) -> None:
         """Give a store made before ``group`` that array, all "" (no artist known)."""
         if GROUP not in self.group:
-            self.group.create_array(GROUP, shape=(self.n_rows,), chunks=(self.rows_per_chunk,), dtype=str)
+            self._client_array(GROUP, dtype=str)
 
     def _add_stat_arrays(self) -> None:
         """Give a store made before ``size`` and ``mtime_ns`` those arrays, all unknown."""
         for name in STAT_ARRAYS:
             if name not in self.group:
-                self.group.create_array(
-                    name, shape=(self.n_rows,), chunks=(self.rows_per_chunk,), dtype="int64", fill_value=UNKNOWN_STAT
-                )
+                self._client_array(name, dtype="int64", fill_value=UNKNOWN_STAT)
+
+    def _client_array(self, name: str, *, dtype, fill_value=None) -> None:
+        """A one-dimensional array as long as the store, in chunks of CLIENT_CHUNK_BLOCKS blocks."""
+        self.group.create_array(
+            name,
+            shape=(self.n_rows if "path" in self.group else 0,),
+            chunks=(self.rows_per_chunk * CLIENT_CHUNK_BLOCKS,),
+            dtype=dtype,
+            fill_value=fill_value,
+        )
 
     def add_genres(self, genres: list[str]) -> None:
         self.group.attrs["genres"] = self.genres + [g for g in genres if g not in self.genres]
@@ -289,24 +313,6 @@ class FeatureStore:
         self.group["features"][start:stop] = rows.features
         self.group["error"][start:stop] = rows.error
         self.group["status"][start:stop] = rows.status
-
-
-def file_stats(root: Path, relpaths: list[str]) -> np.ndarray:
-    """Size and mtime_ns [shape=(n, 2), dtype=int64] of each file under ``root``; -1 for one that is gone, or ""."""
-    stats = np.full((len(relpaths), 2), UNKNOWN_STAT, dtype=np.int64)
-    seen: dict[str, tuple[int, int]] = {}  # a file's altered copies are more rows of the same file
-    folder = str(root)  # joined as strings: a Path per file cost more than its stat
-    for i, relpath in enumerate(relpaths):
-        if not relpath:
-            continue
-        if relpath not in seen:
-            try:
-                st = os.stat(os.path.join(folder, relpath))
-                seen[relpath] = (st.st_size, st.st_mtime_ns)
-            except OSError:
-                seen[relpath] = (UNKNOWN_STAT, UNKNOWN_STAT)
-        stats[i] = seen[relpath]
-    return stats
 
 
 def rows_to_compute(status: np.ndarray, *, retry_failed: bool) -> np.ndarray:

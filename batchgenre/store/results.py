@@ -1,186 +1,113 @@
-"""The results table of classify-dir: CSV, JSON lines or Parquet, written as results arrive, resumable.
+"""The results table of classify-dir: written as results arrive, sorted by path at the end, resumable; read back.
 
-Every format holds the same typed columns (:class:`Schema`): text, whole numbers, and decimal numbers
-that are null where a failed file has none (an empty cell in CSV). Rows go to a journal as they
-arrive (the CSV or JSONL output itself, or ``<out>.partial.jsonl`` for Parquet), so a killed run
-leaves a valid file; ``finish`` sorts the rows by path and replaces the output atomically.
+Rows go to a journal as they arrive (the CSV or JSONL output itself, or ``<out>.partial.jsonl`` for
+Parquet), so a killed run leaves a valid file; ``finish`` writes the rows sorted by path and
+replaces the output atomically. The table holds no row in memory, only where each file's latest
+row is in the journal (``_Index``), about 60 bytes a file, and the reasons of failed files.
 """
 
 from __future__ import annotations
 
-import csv
-import itertools
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from batchgenre.errors import BatchgenreError, shown
+import numpy as np
 
-FORMATS = (".csv", ".jsonl", ".parquet")
-# The file's size in bytes and modification time in ns as it was classified, last, so that `batchgenre tag`
-# can tell a file that changed since.
-STAT_COLUMNS = ("size", "mtime_ns")
-# Columns added since the first tables: a table without them still opens and resumes, those values unknown.
-LATER_COLUMNS = ("novelty", *STAT_COLUMNS)
-# Characters that make a spreadsheet run a cell as a formula (OWASP's CSV injection list).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from batchgenre.errors import BatchgenreError
+from batchgenre.store.paths import PATHS, SLICE
+from batchgenre.store.result_formats import (
+    _FORMAT_OF,
+    FORMATS,
+    LATER_COLUMNS,
+    STAT_COLUMNS,
+    Schema,
+    _JsonLines,
+    _TextFormat,
+    columns,
+    neutralise,
+    restore,
+)
 
-
-def columns(genres: list[str], tags: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """The results' column names, in order, for a model of ``genres`` (and ``tags``, see :class:`Schema`)."""
-    return Schema(genres, tags).columns
-
-
-def neutralise(cell: object) -> object:
-    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe; numbers pass.
-
-    Apostrophes already in front of a formula character count as part of the text: ``'=x.wav``
-    becomes ``''=x.wav``, so that :func:`restore`, which takes one off, gives every text back exactly.
-    """
-    if isinstance(cell, str) and cell.lstrip("'").startswith(_FORMULA_START):
-        return "'" + cell
-    return cell
-
-
-def restore(cell: str) -> str:
-    """The text that :func:`neutralise` turned into ``cell``."""
-    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA_START) else cell
-
-
-class Schema:
-    """Each column's type, the same in every format.
-
-    ``str`` columns are never null ("" when empty); ``int`` and ``float`` columns hold a number or
-    None (a failed file has no confidence, no probabilities and perhaps no duration). A table of
-    ``tags`` (column-safe tag names, musicnn's) ends with a ``tags`` column, the likely tags in
-    words, and one ``tag_<name>`` probability column per tag, after the stat columns.
-    """
-
-    def __init__(self, genres: list[str], tags: list[str] | tuple[str, ...] = ()):
-        self.types: dict[str, type] = {
-            "path": str,
-            "genre": str,
-            "confidence": float,
-            "novelty": float,  # distance from the model's training rows (classify.novelty), None for an older model
-            **{f"p_{g}": float for g in genres},
-            "windows": int,
-            "duration": float,
-            "status": str,
-            "error": str,
-            **{name: int for name in STAT_COLUMNS},
-        }
-        if tags:
-            self.types |= {"tags": str, **{f"tag_{t}": float for t in tags}}
-        self.columns = list(self.types)
-
-    def older(self, found: list[str]) -> bool:
-        """Whether ``found`` are these columns as an older batchgenre wrote them: in order, less some LATER_COLUMNS."""
-        return found == [c for c in self.columns if c in found] and set(self.columns) - set(found) <= set(LATER_COLUMNS)
-
-    def typed(self, row: dict[str, Any], *, where: Path) -> dict[str, Any]:
-        """``row`` with every column, each value as its column's type; "" in a number column is null."""
-        typed = {}
-        for name, kind in self.types.items():
-            value = row.get(name)
-            if kind is str:
-                typed[name] = "" if value is None else str(value)
-            elif value is None or value == "":
-                typed[name] = None
-            else:
-                try:
-                    typed[name] = kind(value)
-                except (TypeError, ValueError):
-                    raise BatchgenreError(
-                        f"{where}: {name} of {shown(row.get('path'))} must be a number, got {shown(value)}: "
-                        "mend the file or choose another --out"
-                    ) from None
-        return typed
-
-    def arrow(self):
-        """The pyarrow schema of these columns: string, int64 and float64, the numbers nullable."""
-        import pyarrow as pa
-
-        kinds = {str: pa.string(), int: pa.int64(), float: pa.float64()}
-        return pa.schema([(name, kinds[kind]) for name, kind in self.types.items()])
+__all__ = [
+    "FORMATS",
+    "LATER_COLUMNS",
+    "STAT_COLUMNS",
+    "Results",
+    "ResultsTable",
+    "Schema",
+    "columns",
+    "meta_path",
+    "neutralise",
+    "read_results",
+    "restore",
+    "write_meta",
+]
 
 
-class _TextFormat:
-    """A format that rows can be appended to one at a time, so it can be its own journal.
+class _Index:
+    """Each row of a journal: its file's path, whether it was classified, and the bytes it spans."""
 
-    Subclasses write a row with ``append(f, row)`` and read a file back with ``read(path)``: the
-    columns the file names, and its rows with values as the file holds them.
-    """
+    def __init__(self) -> None:
+        self._done: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (paths, classified, spans) a slice
+        self._paths: list[str] = []
+        self._classified: list[bool] = []
+        self._spans: list[tuple[int, int]] = []
+        self._reordered = False  # whether rows were ever found out of path order, or a path twice
 
-    def __init__(self, schema: Schema):
-        self.schema = schema
+    def add(self, path: str, classified: bool, start: int, end: int) -> None:
+        self._paths.append(path)
+        self._classified.append(classified)
+        self._spans.append((start, end))
+        if len(self._paths) >= SLICE:
+            self._pack()
 
-    def start(self, f: IO[str]) -> None:
-        """Write what an empty file needs before its first row."""
+    def _pack(self) -> None:
+        if self._paths:
+            spans = np.array(self._spans, dtype=np.int64).reshape(-1, 2)
+            self._done.append((np.array(self._paths, dtype=PATHS), np.array(self._classified, dtype=bool), spans))
+            self._paths, self._classified, self._spans = [], [], []
 
-    def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            self.start(f)
-            for row in rows:
-                self.append(f, row)
+    def latest(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """Each file's last row, sorted by path: paths [shape=(n,)], classified [shape=(n,)], spans [shape=(n, 2)];
+        and whether the journal already held exactly these rows in this order."""
+        paths, classified, spans = self._joined()
+        if len(paths) < 2 or (paths[1:] > paths[:-1]).all():
+            return paths, classified, spans, not self._reordered
+        order = np.argsort(paths, kind="stable")  # a path's rows stay in the order they came: its last is its latest
+        last = np.ones(len(order), dtype=bool)
+        for start in range(0, len(order) - 1, SLICE):  # neighbours compared a slice at a time: copies of paths
+            at = order[start : start + SLICE + 1]
+            last[start : start + len(at) - 1] = paths[at[1:]] != paths[at[:-1]]
+        order = order[last]
+        del last
+        self._done = [(paths[order], classified[order], spans[order])]  # what later rows are added to
+        self._reordered = True
+        return *self._done[0], False
 
-
-class _Csv(_TextFormat):
-    """A header, then one line per row; text neutralised against spreadsheet formulas, a null an empty cell."""
-
-    def start(self, f: IO[str]) -> None:
-        if f.tell() == 0:
-            csv.writer(f).writerow(self.schema.columns)
-
-    def append(self, f: IO[str], row: dict[str, Any]) -> None:
-        csv.writer(f).writerow(["" if row[c] is None else neutralise(row[c]) for c in self.schema.columns])
-
-    def read(self, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
-        text = {name for name, kind in self.schema.types.items() if kind is str}
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            # A row without a status is one a killed run cut short.
-            rows = [{k: restore(v) if k in text else v for k, v in r.items()} for r in reader if r.get("status")]
-            return list(reader.fieldnames or []), rows
-
-
-class _JsonLines(_TextFormat):
-    """One JSON object per line, numbers as JSON numbers, a null as null."""
-
-    def append(self, f: IO[str], row: dict[str, Any]) -> None:
-        f.write(json.dumps(row) + "\n")
-
-    def read(self, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f]
-        return (list(rows[0]) if rows else self.schema.columns), rows
-
-
-class _Parquet:
-    """One Parquet file in the schema's Arrow types, written whole."""
-
-    def __init__(self, schema: Schema):
-        self.schema = schema
-
-    def read(self, path: Path) -> tuple[list[str], list[dict[str, Any]]]:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        return table.column_names, table.to_pylist()
-
-    def write(self, path: Path, rows: list[dict[str, Any]]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(rows, schema=self.schema.arrow()), path)
-
-
-_FORMAT_OF = {".csv": _Csv, ".jsonl": _JsonLines, ".parquet": _Parquet}
+    def _joined(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row so far as three arrays, each slice let go as it is copied in."""
+        self._pack()
+        if len(self._done) != 1:
+            n = sum(len(part[0]) for part in self._done)
+            joined = np.empty(n, dtype=PATHS), np.empty(n, dtype=bool), np.empty((n, 2), dtype=np.int64)
+            at = 0
+            while self._done:
+                part = self._done.pop(0)
+                for whole, piece in zip(joined, part, strict=True):
+                    whole[at : at + len(piece)] = piece
+                at += len(part[0])
+            self._done = [joined]
+        return self._done[0]
 
 
 class ResultsTable:
-    """Rows of classify-dir results at ``out``; opening it reads back rows a previous run wrote."""
+    """Rows of classify-dir results at ``out``; opening it indexes the rows a previous run wrote.
+
+    ``failures`` maps each file whose latest row failed to its reason.
+    """
 
     def __init__(self, out: Path, *, genres: list[str], tags: list[str] | tuple[str, ...] = ()):
         self.out = Path(out)
@@ -195,43 +122,67 @@ class ResultsTable:
         else:
             self.journal = self.out.with_name(self.out.name + ".partial.jsonl")
             self._journal_format = _JsonLines(self.schema)
+        self.failures: dict[str, str] = {}
+        self._index = _Index()
         # Whether ``finish`` has anything to write: rows added, or rows read that are not the sorted table.
         self._changed = False
-        self.rows: dict[str, dict[str, Any]] = self._read_previous()
+        self._read_previous()
         self.journal.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.journal, "a", newline="", encoding="utf-8")
-        self._journal_format.start(self._file)
+        self._file = open(self.journal, "ab")  # bytes, so that a row's place is its offset
+        self._size = self._file.seek(0, os.SEEK_END)
+        if self._size == 0:
+            self._write(self._journal_format.header())
 
-    def _read_previous(self) -> dict[str, dict[str, Any]]:
+    def _read_previous(self) -> None:
         if self.journal != self.out and self.out.exists() and not self.journal.exists():
             # A finished Parquet file: carry its rows into a fresh journal, which ``finish`` turns back into Parquet.
-            found, rows = self.format.read(self.out)
+            found, batches = self.format.batches(self.out)
             self._check_columns(found, self.out)
-            tmp = self.journal.with_name(self.journal.name + ".tmp")
-            self._journal_format.write(tmp, [self.schema.typed(r, where=self.out) for r in rows])
-            os.replace(tmp, self.journal)
+            rows = (self.schema.typed(row, where=self.out) for batch in batches for row in batch)
+            self._rewrite_journal(rows)
             self._changed = True
         if not self.journal.exists():
-            return {}
+            return
         self._changed |= _drop_torn_tail(self.journal)
-        if self.journal.stat().st_size == 0:
-            return {}
-        found, rows = self._journal_format.read(self.journal)
-        older = self._check_columns(found, self.journal)
-        typed = [self.schema.typed(r, where=self.journal) for r in rows]
-        if older:  # appends need the journal in today's columns: rewrite it, its stats unknown
-            tmp = self.journal.with_name(self.journal.name + ".tmp")
-            self._journal_format.write(tmp, typed)
-            os.replace(tmp, self.journal)
-            self._changed = True
-        paths = [r["path"] for r in typed]
-        # A killed run's appends are out of order (and a retried file is there twice): sorted again at the end.
-        self._changed |= any(a >= b for a, b in itertools.pairwise(paths))
-        return dict(zip(paths, typed, strict=True))
+        with open(self.journal, "rb") as f:
+            found, rows = self._journal_format.scan(f)
+            if self._check_columns(found, self.journal):
+                # Appends need the journal in today's columns: rewrite it, its stats unknown.
+                typed = (self._typed(found, cells, self.journal) for _, _, cells in rows)
+                self._rewrite_journal(typed)
+                self._changed = True
+                return self._read_previous()
+            self._index_rows(found, rows)
+
+    def _index_rows(self, found: list[str], rows) -> None:
+        """Note each row's place, checking its numbers as ``Schema.typed`` would without building the row."""
+        at = {name: i for i, name in enumerate(found)}
+        path, status, error = at["path"], at["status"], at["error"]
+        numbers = [(at[name], kind) for name, kind in self.schema.types.items() if kind is not str and name in at]
+        text = self._journal_format.text
+        for start, end, cells in rows:
+            for i, kind in numbers:
+                value = cells[i]
+                if value is not None and value != "":
+                    try:
+                        kind(value)
+                    except (TypeError, ValueError):
+                        self._typed(found, cells, self.journal)  # raises, naming the cell
+            self._note(text(cells[path]), cells[status] == "classified", text(cells[error] or ""), start, end)
+
+    def _typed(self, found: list[str], cells: list, where: Path) -> dict[str, Any]:
+        text = self._journal_format.text
+        row = {k: text(v) if self.schema.types.get(k) is str else v for k, v in zip(found, cells, strict=True)}
+        return self.schema.typed(row, where=where)
+
+    def _rewrite_journal(self, rows) -> None:
+        tmp = self.journal.with_name(self.journal.name + ".tmp")
+        self._journal_format.write(tmp, rows)
+        os.replace(tmp, self.journal)
 
     def _check_columns(self, found: list[str], where: Path) -> bool:
         """Refuse another model's results; True for this schema as an older batchgenre wrote it (LATER_COLUMNS)."""
-        if found == self.schema.columns:
+        if found == self.schema.columns or not found:
             return False
         if self.schema.older(found):
             return True
@@ -241,27 +192,83 @@ class ResultsTable:
             "choose another --out"
         )
 
+    def _note(self, path: str, classified: bool, error: str, start: int, end: int) -> None:
+        self._index.add(path, classified, start, end)
+        if classified:
+            self.failures.pop(path, None)
+        else:
+            self.failures[path] = error
+
+    def _write(self, text: str) -> int:
+        data = text.encode("utf-8")
+        self._file.write(data)
+        self._size += len(data)
+        return len(data)
+
     def add(self, row: dict[str, Any]) -> None:
         """Record one file's result and make it durable before returning."""
         row = self.schema.typed(row, where=self.out)
-        self.rows[row["path"]] = row
-        self._changed = True
-        self._journal_format.append(self._file, row)
+        start = self._size
+        self._write(self._journal_format.line(row))
         self._file.flush()
+        self._note(row["path"], row["status"] == "classified", row["error"], start, self._size)
+        self._changed = True
+
+    def files(self) -> tuple[np.ndarray, np.ndarray]:
+        """The files the table holds [shape=(n,), StringDType, sorted] and whether each was classified (else failed)."""
+        paths, classified, _, _ = self._index.latest()
+        return paths, classified
 
     def finish(self) -> None:
-        """Write every row, sorted by path, over the output in one atomic replace.
+        """Write every file's latest row, sorted by path, over the output in one atomic replace.
 
-        A table already so is left as it is.
+        A table already so is left as it is. Rows are copied from the journal one at a time.
         """
         self._file.close()
-        if not self._changed and self.journal == self.out:
+        _, _, spans, in_order = self._index.latest()
+        if not self._changed and in_order and self.journal == self.out:
             return
         tmp = self.out.with_name(self.out.name + ".tmp")
-        self.format.write(tmp, [self.rows[p] for p in sorted(self.rows)])
+        with open(self.journal, "rb") as f:
+            # Read a row at a time (pread), not mapped: a mapped journal's pages count as the client's memory.
+            rows = (os.pread(f.fileno(), end - start, start) for start, end in _slices(spans))
+            if isinstance(self.format, _TextFormat):
+                with open(tmp, "wb") as out:
+                    out.write(self.format.header().encode("utf-8"))
+                    out.writelines(rows)
+            else:
+                self.format.write(tmp, (json.loads(row) for row in rows))
         os.replace(tmp, self.out)
         if self.journal != self.out:
             self.journal.unlink(missing_ok=True)
+
+
+def _slices(spans: np.ndarray):
+    """(start, end) of each row of ``spans`` [shape=(n, 2)], made Python numbers a slice at a time."""
+    for at in range(0, len(spans), SLICE):
+        yield from spans[at : at + SLICE].tolist()
+
+
+def _drop_torn_tail(path: Path) -> bool:
+    """Cut a last line that a killed run left without its newline, so appends start on a fresh line; True if cut.
+
+    Reads backwards from the end only as far as the last newline.
+    """
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if not size or (f.seek(size - 1) >= 0 and f.read(1) == b"\n"):
+            return False
+        at = size
+        while at > 0:
+            step = min(SLICE, at)
+            at -= step
+            f.seek(at)
+            newline = f.read(step).rfind(b"\n")
+            if newline >= 0:
+                f.truncate(at + newline + 1)
+                return True
+        f.truncate(0)
+        return True
 
 
 def meta_path(out: Path) -> Path:
@@ -326,13 +333,3 @@ def read_results(path: Path) -> Results:
     meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
     typed = sorted((schema.typed(r, where=path) for r in rows), key=lambda r: r["path"])
     return Results(path, typed, genres, meta, tags)
-
-
-def _drop_torn_tail(path: Path) -> bool:
-    """Cut a last line that a killed run left without its newline, so appends start on a fresh line; True if cut."""
-    with open(path, "rb+") as f:
-        data = f.read()
-        if data.endswith(b"\n") or not data:
-            return False
-        f.truncate(data.rfind(b"\n") + 1)
-        return True
