@@ -20,8 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import corpus_files, machine, median_seconds, parser, quiet_logging
+from benchmarks.common import add_cache_option, corpus_files, machine, median_seconds, parser, quiet_logging
 
+SR = 22050
+WINDOW = 30.0
+# Windows a song (classify-dir's --windows) and patches a window (musicnn.MAX_PATCHES) that policies compares.
+COUNTS = (1, 3, 5)
+PATCHES = (1, 2, 3, 5, 10)
 # A fresh process's peak memory: before the set is used, after its weights load, after a clip and a song.
 _MEMORY_PROBE = """
 import sys, time, numpy as np
@@ -195,10 +200,103 @@ def accuracy(files: list[Path], corpus: Path) -> None:
     print(f"accuracy musicnn, mean only (200 values): {score([p.mean(axis=0) for p in penultimates])}")
 
 
+def _window_embeddings(y: np.ndarray, starts: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per window of 30 s at ``starts`` (s) of ``y`` at 22050 Hz: the robust vector and every patch's penultimate."""
+    from batchgenre.features import get_feature_set, musicnn
+
+    out = []
+    for start in starts:
+        window = y[round(start * SR) : round(start * SR) + round(WINDOW * SR)]
+        out.append((get_feature_set("robust").extract(window, sr=SR), musicnn.embed(window, sr=SR)[1]))
+    return out
+
+
+def _song_starts(duration: float, count: int | None) -> list[float]:
+    """Where classify-dir's windows start: ``count`` spread, or every window (a last one under half dropped)."""
+    from batchgenre.audio import spread_starts
+
+    if count is not None:
+        return spread_starts(duration, window=WINDOW, count=count)
+    starts = list(np.arange(0.0, duration, WINDOW))
+    return starts[:-1] if len(starts) > 1 and duration - starts[-1] < WINDOW / 2 else starts
+
+
+def policies(corpus: Path, *, per_genre: int, seed: int, cache: Path) -> None:
+    """Accuracy of robust+musicnn vectors with k patches a window and N windows a song, against all of both.
+
+    Grouped: 5-fold GroupKFold by artist over the corpus's clips (one 30 s window each). Held-out
+    songs: benchmarks.windows's halves and songs (each of one genre, made of the other half's
+    clips), a model trained on one half's clips and tested on the other's songs, then swapped; a
+    song's genre is the argmax of its windows' mean probabilities, as classify-dir gives it. The
+    model is a standardised logistic regression (not the MLP: 10 x 3 settings in minutes); every
+    patch is computed once, and k patches taken as ``musicnn.spread`` takes them.
+    """
+    import csv
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    from batchgenre.audio import load
+    from batchgenre.features import musicnn
+    from benchmarks.windows import halves, held_out_songs
+
+    def vector(robust: np.ndarray, pen: np.ndarray, k: int) -> np.ndarray:
+        pen = pen[musicnn.spread(len(pen), max_patches=k)]
+        return np.concatenate([robust, pen.mean(axis=0), pen.max(axis=0)])
+
+    def model():
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000, C=0.1))
+
+    started = time.perf_counter()
+    artists = {row["path"]: row["group"] for row in csv.DictReader(open(corpus / "artists.csv"))}
+    clips = {}
+    with threadpool_limits(limits=1):
+        for f in corpus_files(corpus):
+            clips[f.relative_to(corpus).as_posix()] = _window_embeddings(load(f), [0.0])[0]
+        songs = []
+        for train, test in (halves(corpus), halves(corpus)[::-1]):
+            for song in held_out_songs(corpus, test, per_genre=per_genre, cache=cache, seed=seed):
+                y = load(song.path, duration=None)
+                duration = len(y) / SR
+                starts = {n: _song_starts(duration, n) for n in (*COUNTS, None)}
+                unique = sorted({s for v in starts.values() for s in v})
+                embedded = dict(zip(unique, _window_embeddings(y, unique), strict=True))
+                songs.append((train, song.genre, {n: [embedded[s] for s in v] for n, v in starts.items()}))
+    print(f"policies: {len(clips)} clips and {len(songs)} songs embedded in {time.perf_counter() - started:.0f} s")
+    paths = sorted(clips)
+    labels = [p.split("/")[0] for p in paths]
+    groups = [artists.get(p, p) for p in paths]
+    for k in PATCHES:
+        x = np.stack([vector(*clips[p], k) for p in paths])
+        artist = cross_val_score(model(), x, labels, groups=groups, cv=GroupKFold(n_splits=5))
+        folds = cross_val_score(model(), x, labels, cv=StratifiedKFold(n_splits=5, shuffle=True, random_state=0))
+        cells = []
+        for n in (*COUNTS, None):
+            right = []
+            for half in (0, 1):
+                train = halves(corpus)[half]
+                rows = [p for g, c in train.items() for p in c]
+                fitted = model().fit(np.stack([vector(*clips[p], k) for p in rows]), [p.split("/")[0] for p in rows])
+                for song_train, genre, windows in songs:
+                    if song_train == train:
+                        probs = fitted.predict_proba(np.stack([vector(r, pen, k) for r, pen in windows[n]]))
+                        right.append(fitted.classes_[int(np.argmax(probs.mean(axis=0)))] == genre)
+            cells.append(f"N={n or 'all'} {np.mean(right):.3f}")
+        print(
+            f"policies k={k:2d} patches/window: grouped {artist.mean():.3f} ± {artist.std():.3f}, "
+            f"stratified {folds.mean():.3f} ± {folds.std():.3f}; held-out songs ({len(songs)}): " + ", ".join(cells)
+        )
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    parts = ("cost", "memory", "workers", "accuracy")
+    parts = ("cost", "memory", "workers", "accuracy", "policies")
     p.add_argument("--only", choices=parts, action="append", help="run only these parts (default: all)")
+    p.add_argument("--per-genre", type=int, default=2, help="policies: held-out songs per genre per half")
+    add_cache_option(p, what="held-out songs")
     args = p.parse_args()
     files = corpus_files(args.corpus)
     only = args.only or parts
@@ -212,6 +310,8 @@ def main() -> None:
         worker_memory(files)
     if "accuracy" in only:
         accuracy(files, Path(args.corpus))
+    if "policies" in only:
+        policies(Path(args.corpus).resolve(), per_genre=args.per_genre, seed=0, cache=args.cache)
 
 
 if __name__ == "__main__":
