@@ -119,8 +119,6 @@ def log_mel(y: np.ndarray, *, frames: np.ndarray | None = None) -> np.ndarray:
     -------
     np.ndarray [shape=(1 + n // HOP_LENGTH or m, N_MELS), dtype=float32]
     """
-    import scipy.fft
-
     padded = np.pad(np.asarray(y, dtype=np.float32), N_FFT // 2, mode="reflect")
     view = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH]
     chosen = view if frames is None else view[np.asarray(frames)]
@@ -128,7 +126,9 @@ def log_mel(y: np.ndarray, *, frames: np.ndarray | None = None) -> np.ndarray:
     # A slice at a time, so that frames, spectrum and power stay in a core's cache.
     for start in range(0, len(chosen), _MEL_SLICE_FRAMES):
         part = slice(start, start + _MEL_SLICE_FRAMES)
-        spectrum = scipy.fft.rfft(chosen[part] * _hann(), axis=-1)
+        # NumPy's FFT, not SciPy's: 4 ms slower a window, but scipy.fft takes 0.4-1.2 s to import, the
+        # longest step of a fresh `classify --model msd` that nothing else there needs.
+        spectrum = np.fft.rfft(chosen[part] * _hann(), axis=-1)
         np.matmul(spectrum.real**2 + spectrum.imag**2, _mel_bank(), out=out[part])
     return np.log10(np.float32(10000) * out + np.float32(1))
 
@@ -220,10 +220,25 @@ def forward(x: np.ndarray, *, batch: int = DEFAULT_BATCH) -> tuple[np.ndarray, n
     penultimate : np.ndarray [shape=(patches, 200), dtype=float32]
         the batch-normalised 200-unit dense layer before the output layer.
     """
-    outputs = [_forward(np.asarray(x[i : i + batch], dtype=np.float32), weights()) for i in range(0, len(x), batch)]
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        outputs = [_forward(np.asarray(x[i : i + batch], dtype=np.float32), weights()) for i in range(0, len(x), batch)]
     if not outputs:
         return np.empty((0, len(TAGS)), np.float32), np.empty((0, PENULTIMATE_UNITS), np.float32)
     return np.concatenate([t for t, _ in outputs]), np.concatenate([p for _, p in outputs])
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_threads():
+    """The process's BLAS thread pools (threadpoolctl), found once.
+
+    ``forward`` runs on one BLAS thread wherever it is called, not only on workers
+    (``cluster.tune_worker``): in a ``classify`` process, OpenBLAS's threads on a 2-core machine
+    shared with other work spun for 6.4 CPU-s and 18.6 s wall where one thread took 1.7 and 6.4
+    for the same song (benchmarks/README.md, musicnn); each front-end product is too small to share.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def embed(
