@@ -194,6 +194,17 @@ def patches(spectrogram: np.ndarray, *, hop: int = PATCH_HOP, max_patches: int |
     return view[starts].transpose(0, 2, 1)
 
 
+def needed_spans(n_samples: int) -> list[tuple[int, int]]:
+    """The samples the musicnn set reads of a window of ``n_samples`` at SAMPLE_RATE: its MAX_PATCHES patches' frames.
+
+    Returns [(lo, hi)], increasing ranges ``[lo, hi)``: a patch from frame ``s`` reads
+    ``[HOP_LENGTH * (s - 1), HOP_LENGTH * (s + PATCH_FRAMES))``, its centred frames' reach, cut to the
+    window (whose reflected ends come from inside the same range).
+    """
+    starts = patch_starts(1 + n_samples // HOP_LENGTH, max_patches=MAX_PATCHES)
+    return [(max(0, HOP_LENGTH * (s - 1)), min(n_samples, HOP_LENGTH * (s + PATCH_FRAMES))) for s in starts]
+
+
 def spread(n: int, *, max_patches: int) -> np.ndarray:
     """Which of ``n`` patches ``max_patches`` keeps: the middle one of each of ``max_patches`` equal runs.
 
