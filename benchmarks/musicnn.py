@@ -200,6 +200,60 @@ def accuracy(files: list[Path], corpus: Path) -> None:
     print(f"accuracy musicnn, mean only (200 values): {score([p.mean(axis=0) for p in penultimates])}")
 
 
+# Each front- and mid-end product of one patch, (rows, inner, columns): musicnn's im2col shapes.
+LAYER_SHAPES = {
+    "timbral 7x38": (187 * 59, 7 * 38, 204),
+    "timbral 7x67": (187 * 30, 7 * 67, 204),
+    "temporal 128": (187 * 96, 128, 51),
+    "temporal 64": (187 * 96, 64, 51),
+    "temporal 32": (187 * 96, 32, 51),
+    "mid-end 1": (187, 7 * 561, 64),
+    "mid-end 2": (187, 7 * 64, 64),
+    "mid-end 3": (187, 7 * 64, 64),
+    "dense": (1, 1506, 200),
+}
+
+
+def peak(clip: Path, *, repeats: int) -> None:
+    """One core's float32 matrix-product rate (a large square product, each layer's shapes) against the forward pass.
+
+    Fastest of ``repeats`` (at least 15) CPU timings: on a shared machine, the one least slowed by the others.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from batchgenre.audio import load
+    from batchgenre.features import musicnn
+
+    def fastest(run, n: int) -> float:
+        spent = []
+        for _ in range(n):
+            cpu = time.process_time()
+            run()
+            spent.append(time.process_time() - cpu)
+        return min(spent)
+
+    n = max(repeats, 15)
+    rng = np.random.default_rng(0)
+    layers_alone = 0.0
+    with threadpool_limits(limits=1):
+        for name, (m, k, c) in {"square 2048": (2048, 2048, 2048), **LAYER_SHAPES}.items():
+            a, b = rng.standard_normal((m, k), dtype=np.float32), rng.standard_normal((k, c), dtype=np.float32)
+            spent = fastest(lambda a=a, b=b: a @ b, 5 if name.startswith("square") else n)
+            layers_alone += 0 if name.startswith("square") else spent
+            print(f"peak: {name:<13} {m}x{k}x{c}: {1000 * spent:7.2f} ms, {2 * m * k * c / spent / 1e9:5.1f} GFLOP/s")
+        flop = 2 * sum(m * k * c for m, k, c in LAYER_SHAPES.values())
+        rate = flop / layers_alone / 1e9
+        print(f"peak: the products of one patch alone: {1000 * layers_alone:.1f} ms, {rate:.1f} GFLOP/s")
+        y = load(clip)
+        x = musicnn.patches(musicnn.log_mel(musicnn.resample(y, sr_native=SR, sr=musicnn.SAMPLE_RATE)))
+        musicnn.forward(x[:1])
+        spent = fastest(lambda: musicnn.forward(x), max(3, n // 3)) / len(x)
+        print(
+            f"peak: forward pass, {len(x)} patches: {1000 * spent:.1f} ms a patch, {flop / spent / 1e9:.1f} GFLOP/s, "
+            f"{layers_alone / spent:.0%} of its products' own rate"
+        )
+
+
 def _window_embeddings(y: np.ndarray, starts: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per window of 30 s at ``starts`` (s) of ``y`` at 22050 Hz: the robust vector and every patch's penultimate."""
     from batchgenre.features import get_feature_set, musicnn
@@ -293,7 +347,7 @@ def policies(corpus: Path, *, per_genre: int, seed: int, cache: Path) -> None:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    parts = ("cost", "memory", "workers", "accuracy", "policies")
+    parts = ("peak", "cost", "memory", "workers", "accuracy", "policies")
     p.add_argument("--only", choices=parts, action="append", help="run only these parts (default: all)")
     p.add_argument("--per-genre", type=int, default=2, help="policies: held-out songs per genre per half")
     add_cache_option(p, what="held-out songs")
@@ -301,6 +355,8 @@ def main() -> None:
     files = corpus_files(args.corpus)
     only = args.only or parts
     print(machine())
+    if "peak" in only:
+        peak(files[0], repeats=args.repeats)
     if "cost" in only:
         cost(files[0], repeats=args.repeats)
     if "memory" in only:

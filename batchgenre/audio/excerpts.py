@@ -285,7 +285,7 @@ def iter_spread_spans(
     """``iter_spread_windows``, decoding only the parts of each window that ``spans`` names; zeros elsewhere.
 
     For features that read a few short stretches of a window (musicnn's 3 s patches): a 30 s window
-    whose features read three patches decodes 9 s of it. Each span is decoded with SPAN_MARGIN
+    whose features read five patches decodes 15 s of it. Each span is decoded with SPAN_MARGIN
     either side from a sample that falls on the ``sr`` grid of the whole window, so its samples are
     the whole window's up to the resampler's filter edge (float32 rounding). A window near the
     file's end, or in a file whose header gives no length, is decoded whole: its length, which
