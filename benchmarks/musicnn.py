@@ -12,6 +12,7 @@ taken for ``max_patches``; the robust set on the same folds for scale.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import subprocess
 import sys
@@ -254,6 +255,76 @@ def peak(clip: Path, *, repeats: int) -> None:
         )
 
 
+def stages(songs: list[Path], *, repeats: int) -> None:
+    """CPU seconds a song per stage of the ten-genre set (robust+musicnn, 5 spread 30 s windows), as a worker runs it.
+
+    Each stage as ``classify.windows.file_windows`` runs it, timed apart, one BLAS thread, fastest of
+    ``repeats``; then file_windows itself, and the floor (the whole song decoded and resampled to 22050
+    Hz). Runs against whichever batchgenre is first on the path, so an older checkout can be timed too.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from batchgenre.audio import load, probe_duration, resample, spread_starts
+    from batchgenre.audio.decode import open_audio
+    from batchgenre.classify.windows import Windows, file_windows
+    from batchgenre.features import get_feature_set, musicnn
+
+    spent: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def clock(stage: str):
+        cpu = time.process_time()
+        yield
+        spent[stage] = spent.get(stage, 0.0) + time.process_time() - cpu
+
+    def song(path: Path) -> None:
+        with clock("probe"):
+            starts = spread_starts(probe_duration(path), window=WINDOW, count=5)
+        for start in starts:
+            with clock("decode (native rate)"), open_audio(path) as source:
+                a, rate = int(start * source.samplerate), source.samplerate
+                native = np.concatenate(list(source.blocks(a, a + int(WINDOW * rate), block_frames=None)))
+            with clock("resample to 22050 Hz"):
+                y = resample(native, sr_native=rate, sr=SR)
+            with clock("robust features"):
+                get_feature_set("robust").extract(y, sr=SR)
+            with clock("resample to 16 kHz"):
+                y16 = resample(y, sr_native=SR, sr=musicnn.SAMPLE_RATE)
+            with clock("log-mel"):
+                if hasattr(musicnn, "patch_starts"):  # this checkout: the chosen patches' frames alone
+                    at = musicnn.patch_starts(1 + len(y16) // musicnn.HOP_LENGTH, max_patches=musicnn.MAX_PATCHES)
+                    frames = (at[:, None] + np.arange(musicnn.PATCH_FRAMES)).ravel()
+                    x = musicnn.log_mel(y16, frames=frames).reshape(len(at), musicnn.PATCH_FRAMES, musicnn.N_MELS)
+                else:
+                    x = musicnn.patches(musicnn.log_mel(y16))
+            with clock("forward pass"):
+                musicnn.forward(x)
+            spent["patches"] = spent.get("patches", 0) + len(x)
+
+    def cpu_of(run) -> float:
+        return min(_cpu_and_wall(run, repeats=1)[1] for _ in range(repeats))
+
+    with threadpool_limits(limits=1):
+        song(songs[0])  # weights, kernels
+        for path in songs:
+            best: dict[str, float] = {}
+            for _ in range(repeats):
+                spent.clear()
+                song(path)
+                best = {k: min(v, best.get(k, np.inf)) for k, v in spent.items()}
+            windows = Windows(count=5)
+            whole = cpu_of(
+                lambda p=path, w=windows: file_windows(p, name="", feature_set="robust+musicnn", sr=SR, windows=w)
+            )
+            floor = cpu_of(lambda p=path: load(p, duration=None))
+            patches = best.pop("patches")
+            cells = ", ".join(f"{k} {v:.3f}" for k, v in best.items())
+            print(
+                f"stages {path.name}: {cells}; {int(patches)} patches; sum {sum(best.values()):.3f}; "
+                f"file_windows {whole:.3f}; floor {floor:.3f} CPU s ({whole / floor:.1f}x)"
+            )
+
+
 def _window_embeddings(y: np.ndarray, starts: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per window of 30 s at ``starts`` (s) of ``y`` at 22050 Hz: the robust vector and every patch's penultimate."""
     from batchgenre.features import get_feature_set, musicnn
@@ -347,9 +418,10 @@ def policies(corpus: Path, *, per_genre: int, seed: int, cache: Path) -> None:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    parts = ("peak", "cost", "memory", "workers", "accuracy", "policies")
+    parts = ("peak", "stages", "cost", "memory", "workers", "accuracy", "policies")
     p.add_argument("--only", choices=parts, action="append", help="run only these parts (default: all)")
     p.add_argument("--per-genre", type=int, default=2, help="policies: held-out songs per genre per half")
+    p.add_argument("--songs", type=Path, nargs="*", default=[], help="stages: the songs (4-minute MP3, FLAC, M4A)")
     add_cache_option(p, what="held-out songs")
     args = p.parse_args()
     files = corpus_files(args.corpus)
@@ -357,6 +429,8 @@ def main() -> None:
     print(machine())
     if "peak" in only:
         peak(files[0], repeats=args.repeats)
+    if "stages" in only:
+        stages(args.songs, repeats=args.repeats)
     if "cost" in only:
         cost(files[0], repeats=args.repeats)
     if "memory" in only:
