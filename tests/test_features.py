@@ -231,3 +231,17 @@ def test_a_helper_warms_up_the_runs_set_alone(feature_set, warmed):
         [sys.executable, "-c", probe, feature_set or "-"], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == str(warmed).replace("'", '"')
+
+
+@pytest.mark.parametrize(
+    "bank",
+    [dict(sr=16000, n_fft=512, n_mels=96), dict(sr=22050, n_fft=2048, n_mels=128, fmax=3500.0)],
+    ids=["musicnn", "robust"],
+)
+def test_mel_bank_and_window_are_librosas_to_the_bit(bank):
+    import librosa
+
+    from batchgenre.features.base import N_FFT, _hann_window, mel_bank
+
+    assert np.array_equal(mel_bank(**bank), librosa.filters.mel(fmin=0.0, **bank))
+    assert np.array_equal(_hann_window(), librosa.filters.get_window("hann", N_FFT, fftbins=True).astype(np.float32))

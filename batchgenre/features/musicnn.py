@@ -27,7 +27,7 @@ import numpy as np
 
 from batchgenre.audio.decode import resample
 from batchgenre.errors import BatchgenreError
-from batchgenre.features.base import FeatureError, FeatureSet, numbered
+from batchgenre.features.base import FeatureError, FeatureSet, mel_bank, numbered
 
 SAMPLE_RATE = 16000
 N_FFT = 512
@@ -147,23 +147,8 @@ def _hann() -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _mel_bank() -> np.ndarray:
-    """librosa.filters.mel(sr=16000, n_fft=512, n_mels=96) (Slaney scale and area norm), transposed.
-
-    Computed here rather than imported: librosa's import costs a fresh process about a second.
-    Returns np.ndarray [shape=(1 + N_FFT // 2, N_MELS), dtype=float32].
-    """
-    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
-
-    def to_mel(hz: float) -> float:
-        return hz / f_sp if hz < min_log_hz else min_log_mel + np.log(hz / min_log_hz) / logstep
-
-    mels = np.linspace(to_mel(0.0), to_mel(SAMPLE_RATE / 2), N_MELS + 2)
-    edges = np.where(mels < min_log_mel, f_sp * mels, min_log_hz * np.exp(logstep * (mels - min_log_mel)))
-    ramps = edges[:, None] - np.linspace(0, SAMPLE_RATE / 2, 1 + N_FFT // 2)[None, :]
-    widths = np.diff(edges)
-    bank = np.maximum(0, np.minimum(-ramps[:-2] / widths[:-1, None], ramps[2:] / widths[1:, None]))
-    bank *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
-    return np.ascontiguousarray(bank.T, dtype=np.float32)
+    """librosa.filters.mel(sr=16000, n_fft=512, n_mels=96), transposed: [shape=(1 + N_FFT // 2, N_MELS)], float32."""
+    return np.ascontiguousarray(mel_bank(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).T)
 
 
 def patch_starts(n_frames: int, *, hop: int = PATCH_HOP, max_patches: int | None = None) -> np.ndarray:
