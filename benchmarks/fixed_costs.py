@@ -87,7 +87,13 @@ def median_timed(runs: list[Timed]) -> Timed:
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--model", type=Path, help="a model.keras (default: one trained here on configs/three_genres.toml)")
+    p.add_argument(
+        "--model",
+        type=Path,
+        nargs="+",
+        help="a model.keras or msd (default: one trained here on configs/three_genres.toml); or one per --code, "
+        "for checkouts whose feature sets differ",
+    )
     p.add_argument(
         "--code", type=Path, nargs="+", default=[None], help="checkouts whose CLIs are timed in turn (default: this)"
     )
@@ -99,22 +105,30 @@ def main() -> None:
         corpus_files(None)  # says what to give
     quiet_logging()
     songs = make_songs(args.corpus, args.cache / "fixed-costs-songs")
-    model = (args.model or default_model(args.corpus, cache=args.cache, workers=args.workers)).resolve()
+    given = args.model or [default_model(args.corpus, cache=args.cache, workers=args.workers)]
+    if len(given) not in (1, len(args.code)):
+        raise SystemExit("give one --model, or one per --code")
+    given = given if len(given) == len(args.code) else given * len(args.code)
+    models = {code: "msd" if str(m) == "msd" else m.resolve() for code, m in zip(args.code, given, strict=True)}
 
     from batchgenre.classify.client import load_classifier
     from batchgenre.classify.windows import Windows, file_windows
 
-    classifier = load_classifier(model)
+    # The work is timed with this process's batchgenre, on the model of the checkout that is this one
+    # (the last one given): a checkout whose code differs has its own, so no "work" is printed beside it.
+    mine = args.code[-1]
+    classifier = load_classifier(models[mine])
 
     def work(song: Path) -> None:
         feature_set = classifier.metadata["feature_set"]
         item = file_windows(song, name=song.name, feature_set=feature_set, sr=22050, windows=Windows())
-        classifier.probabilities(item.features)
+        classifier.probabilities(getattr(item, classifier.reads))
 
     work(songs[0])  # numba's kernels compile on first use
     own = [median_seconds(lambda s=s: work(s), repeats=args.repeats) for s in songs]
 
     def classify_dir(folder_songs: list[Path], code: Path | None) -> Timed:
+        model = models[code]
         with tempfile.TemporaryDirectory() as tmp:
             for song in folder_songs:
                 os.symlink(song, Path(tmp, song.name))
@@ -122,7 +136,7 @@ def main() -> None:
             return timed([*CLI, "classify-dir", tmp, "--model", model, "--out", out, "--workers", args.workers], code)
 
     commands = {
-        "classify, to its result": lambda code: timed([*CLI, "classify", songs[0], "--model", model], code),
+        "classify, to its result": lambda code: timed([*CLI, "classify", songs[0], "--model", models[code]], code),
         "classify-dir, 1 song": lambda code: classify_dir(songs[:1], code),
         "classify-dir, 3 songs": lambda code: classify_dir(songs, code),
     }
@@ -140,10 +154,8 @@ def main() -> None:
         m = median_timed(measured)
         seconds = m.to_first if what.startswith("classify,") else m.to_exit
         name = str(code) if code else "this"
-        print(
-            f"{name:<24} {what:<24} {seconds:8.2f} {m.to_exit:8.2f} {m.cpu:6.2f} {work_of[what]:6.2f} "
-            f"{seconds - work_of[what]:6.2f}"
-        )
+        own_work = f"{work_of[what]:6.2f} {seconds - work_of[what]:6.2f}" if code == mine else ""
+        print(f"{name:<24} {what:<24} {seconds:8.2f} {m.to_exit:8.2f} {m.cpu:6.2f} {own_work}")
 
 
 if __name__ == "__main__":

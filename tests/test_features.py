@@ -209,3 +209,39 @@ def test_safe_tuning_equals_librosas_own_estimate(tmp_path):
     ours = [safe_tuning(np.load(p), sr=22050, bins_per_octave=b) for p, b in spectrograms]
     assert ours == librosas
     assert len(set(ours)) > 1, "the corpus must hold more than one tuning for the check to mean anything"
+
+
+@pytest.mark.parametrize(
+    ("feature_set", "warmed"),
+    [("musicnn", []), ("robust+musicnn", ["robust"]), ("robust", ["robust"]), (None, [])],
+)
+def test_a_helper_warms_up_the_runs_set_alone(feature_set, warmed):
+    import subprocess
+    import sys
+
+    # A fresh interpreter, as a decoding helper is: warm_up remembers what it warmed in its process.
+    probe = (
+        "import sys, json\n"
+        "from batchgenre.cluster import connection\n"
+        "connection.warm_up(None if sys.argv[1] == '-' else sys.argv[1])\n"
+        "connection.warm_up(None if sys.argv[1] == '-' else sys.argv[1])\n"
+        "print(json.dumps(sorted(connection._warmed)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, feature_set or "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == str(warmed).replace("'", '"')
+
+
+@pytest.mark.parametrize(
+    "bank",
+    [dict(sr=16000, n_fft=512, n_mels=96), dict(sr=22050, n_fft=2048, n_mels=128, fmax=3500.0)],
+    ids=["musicnn", "robust"],
+)
+def test_mel_bank_and_window_are_librosas_to_the_bit(bank):
+    import librosa
+
+    from batchgenre.features.base import N_FFT, _hann_window, mel_bank
+
+    assert np.array_equal(mel_bank(**bank), librosa.filters.mel(fmin=0.0, **bank))
+    assert np.array_equal(_hann_window(), librosa.filters.get_window("hann", N_FFT, fftbins=True).astype(np.float32))

@@ -67,6 +67,38 @@ def test_patches_start_where_musicnn_starts_them(seconds, hop, max_patches, star
     assert all((cut[i, :, 5] == np.arange(s, s + musicnn.PATCH_FRAMES)).all() for i, s in enumerate(starts))
 
 
+def test_log_mel_equals_librosas_melspectrogram_as_musicnn_called_it(gtzan):
+    import librosa
+
+    y = load_16k(load(gtzan / "rock" / sorted(p.name for p in (gtzan / "rock").iterdir())[0]))
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=musicnn.SAMPLE_RATE, n_fft=musicnn.N_FFT, hop_length=musicnn.HOP_LENGTH, n_mels=musicnn.N_MELS,
+        pad_mode="reflect",
+    )  # fmt: skip
+    expected = np.log10(np.float32(10000) * mel.T + np.float32(1))
+    ours = musicnn.log_mel(y)
+    assert ours.shape == expected.shape == (1 + len(y) // musicnn.HOP_LENGTH, musicnn.N_MELS)
+    # float32 FFTs and products summed in another order: equal to a few float32 steps of log values up to 5.
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4)
+    # Only some frames (the first and last with their reflected ends): the same rows of the whole, up to
+    # the rounding of products blocked differently.
+    frames = np.array([len(ours) - 1, 0, 700, 701, 5])
+    np.testing.assert_allclose(musicnn.log_mel(y, frames=frames), ours[frames], rtol=0, atol=1e-6)
+
+
+def test_a_windows_vector_summarises_every_other_patch():
+    y = synth.noise(seconds=30.0, amplitude=0.3, sr=22050)
+    tags, penultimate = musicnn.embed(y, sr=22050)
+    assert len(penultimate) == 10
+    chosen = musicnn.spread(10, max_patches=musicnn.MAX_PATCHES)
+    assert chosen.tolist() == [1, 3, 5, 7, 9]
+    vector, extras = get_feature_set("musicnn").extract_with_extras(y, sr=22050)
+    expected = np.concatenate([penultimate[chosen].mean(axis=0), penultimate[chosen].max(axis=0)])
+    np.testing.assert_allclose(vector, expected, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(extras["tags"], tags[chosen].mean(axis=0), rtol=0, atol=TOLERANCE)
+    assert get_feature_set("musicnn").params["max_patches"].startswith("5,")
+
+
 def test_batching_patches_changes_no_output():
     x = musicnn.log_mel(load_16k(synth.noise(seconds=9.5, amplitude=0.3)))
     cut = musicnn.patches(x)

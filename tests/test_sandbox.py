@@ -73,12 +73,12 @@ def test_a_helper_outlives_the_thread_that_started_it():
 
 
 def test_why_a_helper_did_not_start_reaches_the_caller(tmp_path, monkeypatch):
-    # A broken install only the helper meets: its warm-up imports librosa, this process has it already.
-    (tmp_path / "librosa.py").write_text('raise ImportError("this librosa is broken")\n')
+    # A broken install only the helper meets: its warm-up imports soxr, this process has it already.
+    (tmp_path / "soxr.py").write_text('raise ImportError("this soxr is broken")\n')
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
     with pytest.raises(HelperDidNotStart) as failure:
         Sandbox().start()
-    assert str(failure.value) == "the decoder helper did not start: ImportError: this librosa is broken (exit status 1)"
+    assert str(failure.value) == "the decoder helper did not start: ImportError: this soxr is broken (exit status 1)"
 
 
 def write_long_wav(path: Path, *, minutes: int, sr: int = 44100) -> Path:

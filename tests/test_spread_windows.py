@@ -102,6 +102,37 @@ def test_seeking_gives_the_samples_of_a_full_decode(songs, kind):
             np.testing.assert_array_equal(y, expected)
 
 
+@pytest.mark.parametrize("kind", ["mp3", "flac", "m4a without PNS"])
+def test_spans_hold_the_samples_of_the_whole_window_and_nothing_else(songs, kind):
+    from batchgenre.features import musicnn
+
+    sr = musicnn.SAMPLE_RATE
+    spans = list(audio.iter_spread_spans(songs[kind], sr=sr, window=30.0, count=3, spans=musicnn.needed_spans))
+    whole = list(iter_spread_windows(songs[kind], sr=sr, count=3))
+    assert [start for start, _ in spans] == [start for start, _ in whole]
+    for (_, y), (_, expected) in zip(spans, whole, strict=True):
+        assert len(y) == len(expected)
+        inside = np.zeros(len(y), bool)
+        for lo, hi in musicnn.needed_spans(len(y)):
+            inside[lo:hi] = True
+        assert 0.45 < inside.mean() < 0.55  # five 3 s patches of a 30 s window
+        assert not y[~inside].any()
+        # Resampled from a few seconds instead of the whole window: equal up to float32 rounding.
+        np.testing.assert_allclose(y[inside], expected[inside], rtol=0, atol=1e-5)
+
+
+def test_a_window_at_the_end_of_the_file_is_decoded_whole(minutes, tmp_path):
+    from batchgenre.features import musicnn
+
+    # 100 s in three windows: the last ends 1.7 s before the end, so spans alone are decoded; in a
+    # 30.5 s file the one window ends less than a second before the end: decoded whole.
+    last = list(audio.iter_spread_spans(minutes, sr=16000, window=30.0, count=3, spans=musicnn.needed_spans))[-1][1]
+    assert (last != 0).mean() < 0.55
+    short = synth.write(tmp_path / "short.wav", synth.noise(seconds=30.5))
+    [(_, y)] = audio.iter_spread_spans(short, sr=16000, window=30.0, count=3, spans=musicnn.needed_spans)
+    assert len(y) == 30 * 16000 and (y != 0).mean() > 0.99
+
+
 @pytest.fixture(scope="module")
 def minutes(tmp_path_factory):
     return synth.write(tmp_path_factory.mktemp("minutes") / "a.wav", synth.noise(seconds=100.0))

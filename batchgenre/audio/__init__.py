@@ -7,6 +7,7 @@ from batchgenre.audio.decode import PREROLL_SECONDS, DecodeError, open_audio, re
 from batchgenre.audio.excerpts import (
     AUDIO_EXTENSIONS,
     SAMPLE_RATE,
+    iter_spread_spans,
     iter_spread_windows,
     iter_windows,
     load,
@@ -19,6 +20,7 @@ __all__ = [
     "PREROLL_SECONDS",
     "SAMPLE_RATE",
     "DecodeError",
+    "iter_spread_spans",
     "iter_spread_windows",
     "iter_windows",
     "load",

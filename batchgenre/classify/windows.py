@@ -111,7 +111,8 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
     Silent or too-short windows (an intro, a fade-out) are left out; the file fails only when
     none is usable, with the first window's reason.
     """
-    from batchgenre.audio import iter_spread_windows, iter_windows, probe_duration
+    from batchgenre.audio import iter_spread_spans, iter_spread_windows, iter_windows, probe_duration
+    from batchgenre.features import musicnn
 
     windows = windows.for_model(None)  # a length left open by a caller that knows no model: 30 s
     stat = {}
@@ -122,6 +123,12 @@ def file_windows(path: Path, *, name: str, feature_set: str, sr: int, windows: W
         if windows.count is None:
             cut = iter_windows(
                 path, sr=sr, window=windows.window, hop=windows.hop, offset=windows.offset, duration=windows.duration
+            )
+        elif feature_set == musicnn.MUSICNN.name:
+            # musicnn alone reads a few 3 s patches of a window: decode only those, straight to its rate.
+            sr = musicnn.SAMPLE_RATE
+            cut = iter_spread_spans(
+                path, sr=sr, window=windows.window, count=windows.count, spans=musicnn.needed_spans, duration=length
             )
         else:
             cut = iter_spread_windows(path, sr=sr, window=windows.window, count=windows.count, duration=length)

@@ -52,16 +52,30 @@ def tune_worker() -> None:
     _tuned = True
 
 
-def warm_up() -> None:
-    """Pay once per process what the first file would: numba compilation and filter banks."""
+# The feature sets this process has warmed up (warm_up), by name.
+_warmed: set[str] = set()
+
+
+def warm_up(feature_set: str | None = None) -> None:
+    """Pay once per process what the first file of ``feature_set`` would: numba compilation and filter banks.
+
+    None: only the imports every file needs (decoders, resampler, the feature sets' modules).
+    A set's parts are each warmed once per process, and only those that ask for it
+    (``FeatureSet.warm_up``): a run of musicnn alone compiles none of librosa's kernels, and a
+    run of ``robust`` no longer pays for ``tutorial`` and ``fast`` too.
+    """
     import numpy as np
 
-    from batchgenre.features import FEATURE_SETS
+    import batchgenre.audio  # noqa: F401  (decoders and resampler: every file needs them)
+    from batchgenre.features import get_feature_set
 
+    if feature_set is None:
+        return
     y = np.random.default_rng(0).standard_normal(22050 * 3).astype(np.float32)
-    for fs in FEATURE_SETS.values():
-        if fs.warm_up:
-            fs.extract(y, sr=22050)
+    for part in get_feature_set(feature_set).parts:
+        if part.warm_up and part.name not in _warmed:
+            part.extract(y, sr=22050)
+            _warmed.add(part.name)
 
 
 class _ShutdownHeartbeatRace(logging.Filter):

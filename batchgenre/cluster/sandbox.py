@@ -358,6 +358,10 @@ def _serve(parent: int) -> None:
         if len(header) < _HEADER.size:
             return
         function, args, kwargs = pickle.loads(_read_all(requests, _HEADER.unpack(header)[0]))
+        feature_set = _feature_set_of(function, args, kwargs)
+        if feature_set is not None:  # the run's set, known from its first file: warm it alone, once
+            _set_state(STARTING)
+            warm_up(feature_set)
         _set_state(BUSY)
         try:
             reply = ("ok", function(*args, **kwargs))
@@ -365,6 +369,17 @@ def _serve(parent: int) -> None:
             reply = ("error", error if _picklable(error) else RuntimeError(f"{type(error).__name__}: {error}"))
         _set_state(IDLE)
         _send(channel, reply)
+
+
+def _feature_set_of(function: Callable, args: tuple, kwargs: dict) -> str | None:
+    """The ``feature_set`` argument of a request (featurize's and classify's per-file functions take one), or None."""
+    import inspect
+
+    try:
+        value = inspect.signature(function).bind(*args, **kwargs).arguments.get("feature_set")
+    except (TypeError, ValueError):  # no signature, or arguments it does not take: the call itself will say
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _read_all(stream, n: int) -> bytes:

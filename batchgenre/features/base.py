@@ -135,10 +135,13 @@ STFT_SLICE_FRAMES = 128
 
 @functools.lru_cache(maxsize=1)
 def _hann_window() -> np.ndarray:
-    """librosa.stft's periodic Hann window [shape=(N_FFT,)] in float32, built once per process."""
-    import librosa
+    """librosa.stft's periodic Hann window [shape=(N_FFT,)] in float32, built once per process.
 
-    return librosa.filters.get_window("hann", N_FFT, fftbins=True).astype(np.float32)
+    scipy.signal.windows.hann(N_FFT, sym=False)'s arithmetic, so the same values, without importing
+    scipy.signal (through librosa.filters: 1-2 s of a fresh process).
+    """
+    fac = np.linspace(-np.pi, np.pi, N_FFT + 1)
+    return (np.zeros(N_FFT + 1) + 0.5 * np.cos(0 * fac) + 0.5 * np.cos(fac))[:-1].astype(np.float32)
 
 
 def power_slices(y: np.ndarray, *, sr: int) -> Iterator[tuple[slice, np.ndarray]]:
@@ -157,6 +160,32 @@ def power_slices(y: np.ndarray, *, sr: int) -> Iterator[tuple[slice, np.ndarray]
         part = slice(start, min(start + STFT_SLICE_FRAMES, len(frames)))
         spectrum = scipy.fft.rfft(frames[part] * window, axis=-1)
         yield part, spectrum.real**2 + spectrum.imag**2
+
+
+@functools.lru_cache(maxsize=8)
+def mel_bank(*, sr: int, n_fft: int, n_mels: int, fmax: float | None = None) -> np.ndarray:
+    """librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0, fmax=fmax): Slaney scale and area norm.
+
+    The same float64 arithmetic in the same order, so the same float32 values (tests/test_features.py),
+    without ``librosa.filters``, whose import (scipy.signal, scipy.stats) costs a fresh process 1-2 s.
+    Returns np.ndarray [shape=(n_mels, 1 + n_fft // 2), dtype=float32].
+    """
+    f_sp, min_log_hz, min_log_mel, logstep = 200.0 / 3, 1000.0, 15.0, np.log(6.4) / 27.0
+
+    def to_mel(hz: float) -> float:
+        return hz / f_sp if hz < min_log_hz else min_log_mel + np.log(hz / min_log_hz) / logstep
+
+    mels = np.linspace(to_mel(0.0), to_mel(sr / 2 if fmax is None else fmax), n_mels + 2)
+    edges = 0.0 + f_sp * mels
+    log = mels >= min_log_mel
+    edges[log] = min_log_hz * np.exp(logstep * (mels[log] - min_log_mel))
+    ramps = np.subtract.outer(edges, np.fft.rfftfreq(n=n_fft, d=1.0 / sr))
+    widths = np.diff(edges)
+    bank = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float32)
+    for i in range(n_mels):
+        bank[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    bank *= (2.0 / (edges[2 : n_mels + 2] - edges[:n_mels]))[:, np.newaxis]
+    return bank
 
 
 def n_frames(y: np.ndarray) -> int:

@@ -9,7 +9,16 @@ import functools
 
 import numpy as np
 
-from batchgenre.features.base import HOP_LENGTH, N_FFT, FeatureError, FeatureSet, n_frames, numbered, power_slices
+from batchgenre.features.base import (
+    HOP_LENGTH,
+    N_FFT,
+    FeatureError,
+    FeatureSet,
+    mel_bank,
+    n_frames,
+    numbered,
+    power_slices,
+)
 
 # The robust set looks only below ROBUST_FMAX, the band every copy of a clip keeps: audio resampled
 # to 8 kHz is flat to about 3.7 kHz and gone by 3.9 kHz, a 4 kHz low-pass is already -0.6 dB at
@@ -44,10 +53,9 @@ def _robust_banks(sr: int) -> tuple[np.ndarray, np.ndarray]:
     the rest of the spectrum is never multiplied. The DCT is librosa.feature.mfcc's (type 2,
     orthonormal) as a matrix. Built once per process and sample rate, in float32.
     """
-    import librosa
     import scipy.fft
 
-    mel = librosa.filters.mel(sr=sr, n_fft=N_FFT, n_mels=ROBUST_N_MELS, fmin=0.0, fmax=ROBUST_FMAX)
+    mel = mel_bank(sr=sr, n_fft=N_FFT, n_mels=ROBUST_N_MELS, fmax=ROBUST_FMAX)  # librosa.filters.mel's, to the bit
     k = int(np.flatnonzero(mel.any(axis=0))[-1]) + 1
     dct = scipy.fft.dct(np.eye(ROBUST_N_MELS), type=2, norm="ortho", axis=0)[:ROBUST_N_MFCC]
     return np.ascontiguousarray(mel[:, :k], dtype=np.float32), dct.astype(np.float32)
