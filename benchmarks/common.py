@@ -48,6 +48,17 @@ def corpus_files(corpus: Path | None, *, limit: int | None = None) -> list[Path]
     return files[:limit] if limit else files
 
 
+def median_wall_and_cpu(run: Callable[[], object], *, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``run`` over ``repeats`` calls: CPU says more on a shared machine."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def median_seconds(run: Callable[[], object], *, repeats: int) -> float:
     """Median wall time of ``run`` over ``repeats`` calls."""
     times = []

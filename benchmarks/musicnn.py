@@ -21,7 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import add_cache_option, corpus_files, machine, median_seconds, parser, quiet_logging
+from benchmarks.common import (
+    add_cache_option,
+    corpus_files,
+    machine,
+    median_seconds,
+    median_wall_and_cpu,
+    parser,
+    quiet_logging,
+)
 
 SR = 22050
 WINDOW = 30.0
@@ -61,17 +69,6 @@ print("for scale, a process that imports TensorFlow:", mib("VmHWM"), "MiB peak")
 """
 
 
-def _cpu_and_wall(run, *, repeats: int) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of ``run``: CPU time says less about the other users of a shared machine."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return float(np.median(walls)), float(np.median(cpus))
-
-
 def cost(clip: Path, *, repeats: int) -> None:
     import tracemalloc
 
@@ -92,7 +89,7 @@ def cost(clip: Path, *, repeats: int) -> None:
             spectrogram = preprocess()
             x = musicnn.patches(spectrogram)
             pre = median_seconds(preprocess, repeats=repeats)
-            wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, x), repeats=repeats)
+            wall, cpu = median_wall_and_cpu(functools.partial(musicnn.forward, x), repeats=repeats)
             print(
                 f"{name}: {len(x)} patches, preprocessing {pre:.3f} s, forward {wall:.2f} s wall / {cpu:.2f} s CPU "
                 f"({1000 * cpu / len(x):.0f} ms CPU a patch)"
@@ -103,14 +100,14 @@ def cost(clip: Path, *, repeats: int) -> None:
             musicnn.forward(x, batch=batch)
             scratch = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
-            wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, x, batch=batch), repeats=repeats)
+            wall, cpu = median_wall_and_cpu(functools.partial(musicnn.forward, x, batch=batch), repeats=repeats)
             print(f"batch {batch:2d}: {wall:.2f} s wall / {cpu:.2f} s CPU per clip, peak scratch {scratch:.0f} MiB")
         for k in (5, 3, 1):
             few = musicnn.patches(spectrogram, max_patches=k)
-            wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, few), repeats=repeats)
+            wall, cpu = median_wall_and_cpu(functools.partial(musicnn.forward, few), repeats=repeats)
             print(f"max_patches {k}: {wall:.2f} s wall / {cpu:.2f} s CPU per window of any length ({len(few)} patches)")
     with threadpool_limits(limits=2):
-        wall, cpu = _cpu_and_wall(functools.partial(musicnn.forward, x), repeats=repeats)
+        wall, cpu = median_wall_and_cpu(functools.partial(musicnn.forward, x), repeats=repeats)
         print(f"2 BLAS threads: {wall:.2f} s wall / {cpu:.2f} s CPU per clip")
 
 
@@ -302,7 +299,7 @@ def stages(songs: list[Path], *, repeats: int) -> None:
             spent["patches"] = spent.get("patches", 0) + len(x)
 
     def cpu_of(run) -> float:
-        return min(_cpu_and_wall(run, repeats=1)[1] for _ in range(repeats))
+        return min(median_wall_and_cpu(run, repeats=1)[1] for _ in range(repeats))
 
     with threadpool_limits(limits=1):
         song(songs[0])  # weights, kernels

@@ -16,14 +16,12 @@ medians over ``--repeats``.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import machine, parser
+from benchmarks.common import machine, median_wall_and_cpu, parser
 
 BLOCK = 256
 SHARD_BLOCKS = 64
@@ -91,16 +89,6 @@ def epoch(folder: Path) -> None:
         features.get_orthogonal_selection((rows, slice(None)))
 
 
-def timed(run, repeats: int) -> tuple[float, float]:
-    walls, cpus = [], []
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus)
-
-
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--rows", type=int, default=250_000)
@@ -118,8 +106,8 @@ def main() -> None:
             folder = make_store(
                 Path(tmp) / name.replace(" ", "-"), args.rows, client=client, feature_shards=feature_shards
             )
-            columns = timed(lambda folder=folder: read_columns(folder), args.repeats)
-            one_epoch = timed(lambda folder=folder: epoch(folder), args.repeats)
+            columns = median_wall_and_cpu(lambda folder=folder: read_columns(folder), repeats=args.repeats)
+            one_epoch = median_wall_and_cpu(lambda folder=folder: epoch(folder), repeats=args.repeats)
             print(
                 f"{name:<28} {objects(folder):>8} {columns[0]:10.2f} {columns[1]:6.2f} "
                 f"{one_epoch[0]:8.2f} {one_epoch[1]:6.2f}",
