@@ -329,6 +329,22 @@ def test_a_model_for_other_features_is_refused(tmp_path, model, changes, message
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_a_model_of_an_older_musicnn_is_refused_naming_the_parameter_that_changed():
+    from batchgenre.errors import BatchgenreError
+    from batchgenre.features import get_feature_set
+    from batchgenre.store.artifact import check_features
+
+    fs = get_feature_set("robust+musicnn")
+    older = json.loads(json.dumps(fs.params))
+    older["musicnn"]["max_patches"] = 10  # a model trained before musicnn read fewer patches a window
+    metadata = {"feature_set": fs.name, "sample_rate": 22050, "feature_params": older, "feature_names": list(fs.names)}
+    with pytest.raises(
+        BatchgenreError,
+        match=r"musicnn\.max_patches=10, this batchgenre computes feature_params\.musicnn\.max_patches='5, ",
+    ):
+        check_features(metadata)
+
+
 def test_missing_foreign_and_default_models_get_one_line(tmp_path):
     synth.write(tmp_path / "music" / "a.wav", synthesize("drone", seconds=5))
     (tmp_path / "junk.keras").write_bytes(b"not a model")

@@ -51,10 +51,24 @@ def check_features(metadata: dict[str, Any], *, source: str = "the model") -> No
     fs = get_feature_set(name)
     for key, here in (("sample_rate", SAMPLE_RATE), ("feature_params", fs.params), ("feature_names", fs.names)):
         if _normal(metadata.get(key)) != _normal(here):
+            where, saved, now = _first_difference(key, metadata.get(key), here)
             raise BatchgenreError(
-                f"{source} was trained on feature set {name!r} with {key}={shown(metadata.get(key))}, "
-                f"this batchgenre computes {key}={shown(here)}: train it again"
+                f"{source} was trained on feature set {name!r} with {where}={shown(saved)}, "
+                f"this batchgenre computes {where}={shown(now)}: train it again"
             )
+
+
+def _first_difference(key: str, saved: Any, here: Any) -> tuple[str, Any, Any]:
+    """The first dotted key at which two parameter trees differ, and the two values there.
+
+    A set's parameters are nested dicts (one per part); naming the leaf that changed
+    (``feature_params.musicnn.max_patches``) says more than the start of a long dict would.
+    """
+    if isinstance(saved, dict) and isinstance(here, dict):
+        for name in sorted(set(saved) | set(here)):
+            if _normal(saved.get(name)) != _normal(here.get(name)):
+                return _first_difference(f"{key}.{name}", saved.get(name), here.get(name))
+    return key, saved, here
 
 
 def _normal(value: Any) -> Any:
