@@ -314,3 +314,15 @@ def test_libmpg123_notes_on_a_damaged_mp3_stay_off_the_terminal(tmp_path):
     result = subprocess.run([sys.executable, "-c", code, tmp_path / "damaged.mp3"], capture_output=True, text=True)
     assert result.returncode == 0 and int(result.stdout.split()[0]) > 22050 * 4, result.stderr
     assert result.stderr == "python still speaks\n"
+
+
+def test_a_name_that_is_not_utf8_is_skipped_in_one_line_and_the_others_found(tmp_path, caplog):
+    from batchgenre.audio.corpus import discover_paths
+
+    (tmp_path / "fine.wav").write_bytes(b"")
+    odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.wav")  # Latin-1 bytes: not UTF-8
+    pathlib.Path(odd).write_bytes(b"")
+    assert list(discover_paths(tmp_path)) == ["fine.wav"]
+    assert [r.getMessage() for r in caplog.records if "not UTF-8" in r.getMessage()] == [
+        f"{tmp_path}/caf\\xe9.wav: skipped: its name is not UTF-8 text; rename it to include it"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from batchgenre.audio import AUDIO_EXTENSIONS, SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 MAX_ROWS_PER_CHUNK = 256
 MIN_ROWS_PER_CHUNK = 4
@@ -56,10 +59,24 @@ def discover_paths(root: Path) -> np.ndarray:
 
     Each folder's names become an array as the walk reaches them, so no list of the whole corpus is made.
     """
-    found = [np.array(names, dtype=np.dtypes.StringDType()) for names in _audio_by_folder(root) if names]
+    found = [np.array(_utf8_only(root, names), dtype=np.dtypes.StringDType()) for names in _audio_by_folder(root)]
     paths = np.concatenate(found) if found else np.array([], dtype=np.dtypes.StringDType())
     paths.sort()  # in place: UTF-8 order, which is code point order, as sorted() gives
     return paths
+
+
+def _utf8_only(root: Path, names: list[str]) -> list[str]:
+    """``names`` less those that are not UTF-8 (the compact path arrays hold UTF-8 text), each said in one line."""
+    kept = []
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(root / name).decode("utf-8", "backslashreplace")  # its odd bytes as \xNN
+            log.warning("%s: skipped: its name is not UTF-8 text; rename it to include it", shown)
+            continue
+        kept.append(name)
+    return kept
 
 
 def _audio_by_folder(root: Path) -> Iterator[list[str]]:

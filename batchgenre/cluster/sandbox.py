@@ -79,6 +79,7 @@ class Sandbox:
     def __init__(self, *, memory_cap: int = DEFAULT_MEMORY_CAP) -> None:
         self.memory_cap = memory_cap
         self._process: subprocess.Popen | None = None
+        self._warmed: set[str] = set()  # feature sets the running helper has warmed up
 
     @property
     def pid(self) -> int | None:
@@ -86,6 +87,9 @@ class Sandbox:
 
     def call(self, function: Callable, *args: Any, timeout: float, **kwargs: Any) -> Any:
         process = self._running()
+        feature_set = _feature_set_of(function, args, kwargs)
+        if feature_set is not None and feature_set not in self._warmed:
+            self._warm_up(process, feature_set)
         _send(process.stdin, (function, args, kwargs))
         try:
             status, value = _receive(process.stdout.fileno(), timeout=timeout, check=self._watch(process))
@@ -104,6 +108,34 @@ class Sandbox:
         if status == "error":
             raise value
         return value
+
+    def _warm_up(self, process: subprocess.Popen, feature_set: str) -> None:
+        """Warm the run's feature set (numba, filter banks) before its first file, within the start's limits.
+
+        Only the sets a run uses are warmed, and the file's own time limit never pays for it: under
+        load a warm-up takes seconds, which a short --file-timeout would count against every first file.
+        """
+        from batchgenre.cluster.connection import warm_up
+
+        _send(process.stdin, (warm_up, (feature_set,), {}))
+        try:
+            status, value = _receive(process.stdout.fileno(), timeout=STARTUP_TIMEOUT, check=self._watch(process))
+        except TimeoutError:
+            self.close()
+            raise HelperDidNotStart(f"the decoder helper did not warm up within {STARTUP_TIMEOUT:g} s") from None
+        except _OverCap:
+            self.close()
+            raise HelperDidNotStart(
+                f"the decoder helper did not start: it needs more than {self.memory_cap} MiB of memory "
+                "before any file (raise the cap with --memory-cap)"
+            ) from None
+        except EOFError:
+            reason = _exit_reason(_exit_code(process))
+            self.close()
+            raise HelperCrashed(f"the decoder crashed ({reason})") from None
+        if status == "error":
+            raise value
+        self._warmed.add(feature_set)
 
     def start(self) -> None:
         """Start the helper now rather than at the first file."""
@@ -163,6 +195,7 @@ class Sandbox:
         if self._process is not None:
             _end(self._process)
             self._process = None
+        self._warmed = set()
 
 
 _idle: list[Sandbox] = []
@@ -358,10 +391,6 @@ def _serve(parent: int) -> None:
         if len(header) < _HEADER.size:
             return
         function, args, kwargs = pickle.loads(_read_all(requests, _HEADER.unpack(header)[0]))
-        feature_set = _feature_set_of(function, args, kwargs)
-        if feature_set is not None:  # the run's set, known from its first file: warm it alone, once
-            _set_state(STARTING)
-            warm_up(feature_set)
         _set_state(BUSY)
         try:
             reply = ("ok", function(*args, **kwargs))

@@ -58,7 +58,7 @@ class _Index:
         self._reordered = False  # whether rows were ever found out of path order, or a path twice
 
     def add(self, path: str, classified: bool, start: int, end: int) -> None:
-        self._paths.append(path)
+        self._paths.append(_indexable(path))
         self._classified.append(classified)
         self._spans.append((start, end))
         if len(self._paths) >= SLICE:
@@ -101,6 +101,16 @@ class _Index:
                 at += len(part[0])
             self._done = [joined]
         return self._done[0]
+
+
+def _indexable(path: str) -> str:
+    """``path`` as UTF-8 text the index can hold: a name that is not UTF-8 (surrogate escapes) gets its odd
+    bytes written as ``\\xNN``. Only the index sees this form; the journal and the table keep the real path."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
 
 
 class ResultsTable:
