@@ -90,24 +90,15 @@ class Sandbox:
         feature_set = _feature_set_of(function, args, kwargs)
         if feature_set is not None and feature_set not in self._warmed:
             self._warm_up(process, feature_set)
-        _send(process.stdin, (function, args, kwargs))
-        try:
-            status, value = _receive(process.stdout.fileno(), timeout=timeout, check=self._watch(process))
-        except TimeoutError:
-            self.close()
-            raise FileTimeout(f"timed out after {timeout:g} s (raise the limit with --file-timeout)") from None
-        except _OverCap:
-            self.close()
-            raise MemoryCapExceeded(
+        return self._ask(
+            process,
+            (function, args, kwargs),
+            timeout=timeout,
+            late=FileTimeout(f"timed out after {timeout:g} s (raise the limit with --file-timeout)"),
+            too_big=MemoryCapExceeded(
                 f"needs more than {self.memory_cap} MiB of memory (raise the cap with --memory-cap)"
-            ) from None
-        except EOFError:
-            reason = _exit_reason(_exit_code(process))
-            self.close()
-            raise HelperCrashed(f"the decoder crashed ({reason})") from None
-        if status == "error":
-            raise value
-        return value
+            ),
+        )
 
     def _warm_up(self, process: subprocess.Popen, feature_set: str) -> None:
         """Warm the run's feature set (numba, filter banks) before its first file, within the start's limits.
@@ -117,25 +108,41 @@ class Sandbox:
         """
         from batchgenre.cluster.connection import warm_up
 
-        _send(process.stdin, (warm_up, (feature_set,), {}))
-        try:
-            status, value = _receive(process.stdout.fileno(), timeout=STARTUP_TIMEOUT, check=self._watch(process))
-        except TimeoutError:
-            self.close()
-            raise HelperDidNotStart(f"the decoder helper did not warm up within {STARTUP_TIMEOUT:g} s") from None
-        except _OverCap:
-            self.close()
-            raise HelperDidNotStart(
+        self._ask(
+            process,
+            (warm_up, (feature_set,), {}),
+            timeout=STARTUP_TIMEOUT,
+            late=HelperDidNotStart(f"the decoder helper did not warm up within {STARTUP_TIMEOUT:g} s"),
+            too_big=HelperDidNotStart(
                 f"the decoder helper did not start: it needs more than {self.memory_cap} MiB of memory "
                 "before any file (raise the cap with --memory-cap)"
-            ) from None
+            ),
+        )
+        self._warmed.add(feature_set)
+
+    def _ask(
+        self, process: subprocess.Popen, request: tuple, *, timeout: float, late: Exception, too_big: Exception
+    ) -> Any:
+        """Send ``request`` and return its result.
+
+        Past ``timeout`` or over the memory cap, the helper is ended and ``late`` or ``too_big`` raised.
+        """
+        _send(process.stdin, request)
+        try:
+            status, value = _receive(process.stdout.fileno(), timeout=timeout, check=self._watch(process))
+        except TimeoutError:
+            self.close()
+            raise late from None
+        except _OverCap:
+            self.close()
+            raise too_big from None
         except EOFError:
             reason = _exit_reason(_exit_code(process))
             self.close()
             raise HelperCrashed(f"the decoder crashed ({reason})") from None
         if status == "error":
             raise value
-        self._warmed.add(feature_set)
+        return value
 
     def start(self) -> None:
         """Start the helper now rather than at the first file."""
